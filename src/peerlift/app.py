@@ -1,0 +1,122 @@
+"""The FastAPI application factory: routers, error shape, CSRF, security headers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from peerlift import __version__
+from peerlift.errors import NotAuthenticated, PeerliftError
+from peerlift.web.deps import ANON_CSRF_COOKIE, csrf_protect
+
+log = logging.getLogger("peerlift")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error_page(request: Request, status: int, message: str):
+    from peerlift.web.templating import page
+
+    return page(request, "error.html", {"status": status, "message": message}, status_code=status)
+
+
+def _field_of(loc: tuple) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    return ".".join(parts) or None
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PeerliftError)
+    async def _peerlift_error(request: Request, exc: PeerliftError):
+        if _is_api(request):
+            return JSONResponse(exc.body(), status_code=exc.status_code)
+        if isinstance(exc, NotAuthenticated):
+            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        return _error_page(request, exc.status_code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "Invalid request.", "type": ""}
+        if first.get("type") == "json_invalid":
+            body = {"error": {"code": "malformed_json", "message": "The request body is not valid JSON.",
+                              "field": None}}
+            status = 400
+        else:
+            field = _field_of(tuple(first.get("loc", ())))
+            message = str(first.get("msg", "Invalid value."))
+            if field:
+                message = f"{field}: {message}"
+            body = {"error": {"code": "invalid", "message": message, "field": field}}
+            status = 422
+        if _is_api(request):
+            return JSONResponse(body, status_code=status)
+        return _error_page(request, status, body["error"]["message"])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        messages = {404: "Nothing here.", 405: "That method is not allowed here."}
+        message = messages.get(exc.status_code, str(exc.detail))
+        if _is_api(request) or exc.status_code == 405:
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+            return JSONResponse({"error": {"code": code, "message": message, "field": None}},
+                                status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return _error_page(request, exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _server_error(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": {"code": "server_error", "message": "Something went wrong on our side.",
+                                       "field": None}}, status_code=500)
+
+
+def create_app() -> FastAPI:
+    from peerlift.community import api as community_api
+    from peerlift.community import pages as community_pages
+    from peerlift.identity import api as identity_api
+    from peerlift.identity import pages as identity_pages
+
+    app = FastAPI(
+        title="peerlift",
+        version=__version__,
+        description="Private peer circles for health: posts, comments, reactions, polls, direct messages.",
+        dependencies=[Depends(csrf_protect)],
+    )
+    _install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        new_token = getattr(request.state, "new_anon_csrf", None)
+        if new_token:
+            from peerlift.settings import get_settings
+
+            response.set_cookie(ANON_CSRF_COOKIE, new_token, httponly=True, samesite="strict",
+                                secure=get_settings().secure_cookies, path="/")
+        return response
+
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
+    for module in (identity_api, community_api, identity_pages, community_pages):
+        app.include_router(module.router)
+    return app

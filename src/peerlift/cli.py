@@ -1,0 +1,126 @@
+"""The ``peerlift`` command."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+app = typer.Typer(help="peerlift: private peer circles for health programmes.", no_args_is_help=True)
+console = Console()
+
+
+def _settings():
+    from peerlift.settings import get_settings
+
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's ValidationError names the setting
+        console.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database to the newest schema (Alembic)."""
+    from peerlift.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    console.print(f"Database is up to date ({_safe_url(settings.database_url)}).")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only)")] = 1,
+) -> None:
+    """Serve the web app and the JSON API."""
+    import uvicorn
+
+    settings = _settings()
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        console.print("[red]Several processes need PostgreSQL (PEERLIFT_DATABASE_URL).[/red]")
+        raise typer.Exit(2)
+    uvicorn.run("peerlift.app:create_app", factory=True, host=host, port=port, workers=workers,
+                proxy_headers=True, log_level="info")
+
+
+@app.command()
+def seed() -> None:
+    """Seed the demo study unless it exists."""
+    from peerlift.db import transaction
+    from peerlift.demo.seed import seed as seed_demo
+
+    _settings()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True) as bar:
+        task = bar.add_task("Seeding the demo study", total=None)
+        with transaction() as session:
+            wrote = seed_demo(session, progress=lambda what: bar.update(task, description=f"Seeding {what}"))
+    console.print("Demo study seeded." if wrote else "The demo study exists already; nothing to do.")
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port to serve on")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+) -> None:
+    """Migrate, seed the demo study (once) and serve it."""
+    from peerlift.demo.seed import PASSWORD, logins
+
+    os.environ.setdefault("PEERLIFT_BASE_URL", f"http://{host}:{port}")
+    _settings().__class__  # validate early
+    migrate()
+    seed()
+    table = Table(title=f"peerlift demo on http://{host}:{port}  (every password: {PASSWORD})")
+    table.add_column("email")
+    table.add_column("role")
+    for email, role in logins():
+        table.add_row(email, role)
+    console.print(table)
+    serve(host=host, port=port, workers=1)
+
+
+@app.command("create-user")
+def create_user(
+    email: str,
+    display_name: Annotated[str, typer.Option(help="Name shown to others")],
+    role: Annotated[str, typer.Option(help="participant, facilitator, clinician, researcher or admin")] = "admin",
+    timezone: Annotated[str, typer.Option(help="IANA time zone")] = "Europe/London",
+) -> None:
+    """Create an account; the password is asked for, never taken from the command line."""
+    from peerlift.db import transaction
+    from peerlift.errors import PeerliftError
+    from peerlift.identity.models import Role
+    from peerlift.identity.service import create_user as do_create
+
+    _settings()
+    try:
+        role_value = Role(role)
+    except ValueError:
+        console.print(f"[red]Unknown role {role!r}[/red]; use one of: {', '.join(r.value for r in Role)}")
+        raise typer.Exit(2)
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with transaction() as session:
+            user = do_create(session, email=email, password=password, display_name=display_name,
+                             role=role_value, timezone=timezone)
+    except PeerliftError as exc:
+        console.print(f"[red]{exc.field or 'error'}:[/red] {exc.message}")
+        raise typer.Exit(1)
+    console.print(f"Created {user.email} ({user.role.value}).")
+
+
+if __name__ == "__main__":
+    app()

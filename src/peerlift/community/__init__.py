@@ -1,0 +1,2 @@
+"""Spaces (private circles, later open communities), memberships, posts, comments,
+reactions, mentions, polls and direct messages."""

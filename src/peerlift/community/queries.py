@@ -1,0 +1,472 @@
+"""Reads of the community domain, each a fixed number of SQL statements whatever the page size."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from peerlift.community.models import (
+    REACTIONS,
+    CircleRole,
+    Comment,
+    CommentRevision,
+    Conversation,
+    Membership,
+    Message,
+    Poll,
+    PollVote,
+    Post,
+    PostRevision,
+    Reaction,
+    Space,
+)
+from peerlift.db import utcnow
+from peerlift.errors import InvalidInput, NotFound
+from peerlift.identity.models import User
+from peerlift.policy import AccessibleSpaceID, CircleAccess
+
+
+@dataclass
+class Person:
+    id: int
+    display_name: str
+    handle: str
+    pronouns: str = ""
+    circle_role: str | None = None
+
+    @classmethod
+    def of(cls, user: User, circle_role: CircleRole | None = None) -> Person:
+        return cls(user.id, user.display_name, user.handle, user.pronouns,
+                   circle_role.value if circle_role else None)
+
+
+@dataclass
+class PollOptionView:
+    id: int
+    text: str
+    votes: int | None
+
+
+@dataclass
+class PollView:
+    id: int
+    post_id: int
+    question: str
+    multiple: bool
+    closes_at: dt.datetime | None
+    closed: bool
+    results_visible: bool
+    voters: int | None
+    my_votes: list[int]
+    options: list[PollOptionView]
+
+
+@dataclass
+class PostView:
+    id: int
+    circle_id: int
+    author: Person
+    body: str
+    body_html: str
+    created_at: dt.datetime
+    edited_at: dt.datetime | None
+    pinned: bool
+    comment_count: int
+    reactions: dict[str, int]
+    my_reactions: list[str]
+    poll: PollView | None
+    unread: bool
+    can_edit: bool
+    can_delete: bool
+
+
+@dataclass
+class CommentView:
+    id: int
+    post_id: int
+    parent_id: int | None
+    author: Person
+    body: str
+    body_html: str
+    created_at: dt.datetime
+    edited_at: dt.datetime | None
+    reactions: dict[str, int]
+    my_reactions: list[str]
+    can_edit: bool
+    can_delete: bool
+    replies: list[CommentView] = field(default_factory=list)
+
+
+@dataclass
+class FeedPage:
+    posts: list[PostView]
+    pinned: list[PostView]
+    next_cursor: int | None
+    unread_count: int
+
+
+@dataclass
+class CircleSummary:
+    id: int
+    name: str
+    description: str
+    timezone: str
+    my_role: str
+    member_count: int
+    unread_count: int
+    rules_accepted: bool
+    archived: bool
+
+
+# --- helpers --------------------------------------------------------------------------
+
+def _circle_roles(session: Session, space_id: int, user_ids: set[int]) -> dict[int, CircleRole]:
+    if not user_ids:
+        return {}
+    rows = session.execute(
+        select(Membership.user_id, Membership.role)
+        .where(Membership.space_id == space_id, Membership.user_id.in_(user_ids))
+    ).all()
+    return dict(rows)
+
+
+def _reaction_counts(session: Session, viewer_id: int, column, ids: list[int]) -> tuple[dict, dict]:
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    mine: dict[int, list[str]] = defaultdict(list)
+    if not ids:
+        return counts, mine
+    rows = session.execute(
+        select(column, Reaction.kind, func.count(),
+               func.sum(case((Reaction.user_id == viewer_id, 1), else_=0)))
+        .where(column.in_(ids))
+        .group_by(column, Reaction.kind)
+    ).all()
+    order = {kind: i for i, kind in enumerate(REACTIONS)}
+    for target_id, kind, count, my in sorted(rows, key=lambda r: order.get(r[1], 99)):
+        counts[target_id][kind] = count
+        if my:
+            mine[target_id].append(kind)
+    return counts, mine
+
+
+def _poll_views(session: Session, access: CircleAccess, post_ids: list[int]) -> dict[int, PollView]:
+    if not post_ids:
+        return {}
+    polls = session.scalars(
+        select(Poll).options(selectinload(Poll.options)).where(Poll.post_id.in_(post_ids))
+    ).all()
+    if not polls:
+        return {}
+    poll_ids = [p.id for p in polls]
+    vote_rows = session.execute(
+        select(PollVote.poll_id, PollVote.option_id, PollVote.user_id).where(PollVote.poll_id.in_(poll_ids))
+    ).all()
+    per_option: dict[int, int] = defaultdict(int)
+    voters: dict[int, set[int]] = defaultdict(set)
+    mine: dict[int, list[int]] = defaultdict(list)
+    for poll_id, option_id, user_id in vote_rows:
+        per_option[option_id] += 1
+        voters[poll_id].add(user_id)
+        if user_id == access.user.id:
+            mine[poll_id].append(option_id)
+    now = utcnow()
+    views = {}
+    for poll in polls:
+        closed = poll.closes_at is not None and poll.closes_at <= now
+        visible = closed or bool(mine[poll.id]) or access.is_facilitator
+        views[poll.post_id] = PollView(
+            id=poll.id, post_id=poll.post_id, question=poll.question, multiple=poll.multiple,
+            closes_at=poll.closes_at, closed=closed, results_visible=visible,
+            voters=len(voters[poll.id]) if visible else None,
+            my_votes=sorted(mine[poll.id]),
+            options=[PollOptionView(o.id, o.text, per_option[o.id] if visible else None) for o in poll.options],
+        )
+    return views
+
+
+def _post_views(session: Session, access: CircleAccess, posts: list[Post]) -> list[PostView]:
+    ids = [p.id for p in posts]
+    roles = _circle_roles(session, access.space.id, {p.author_id for p in posts})
+    counts, mine = _reaction_counts(session, access.user.id, Reaction.post_id, ids)
+    polls = _poll_views(session, access, ids)
+    last_read = access.membership.last_read_post_id
+    return [
+        PostView(
+            id=p.id, circle_id=p.space_id, author=Person.of(p.author, roles.get(p.author_id)),
+            body=p.body, body_html=p.body_html, created_at=p.created_at, edited_at=p.edited_at,
+            pinned=p.pinned_at is not None, comment_count=p.comment_count,
+            reactions=counts.get(p.id, {}), my_reactions=mine.get(p.id, []), poll=polls.get(p.id),
+            unread=p.id > last_read and p.author_id != access.user.id,
+            can_edit=access.can_edit(p.author_id), can_delete=access.can_delete(p.author_id),
+        )
+        for p in posts
+    ]
+
+
+def unread_count(session: Session, access: CircleAccess) -> int:
+    return session.scalar(
+        select(func.count(Post.id)).where(
+            Post.space_id == access.space.id, Post.id > access.membership.last_read_post_id,
+            Post.author_id != access.user.id, Post.deleted_at.is_(None),
+        )
+    ) or 0
+
+
+# --- public reads ------------------------------------------------------------------------
+
+def feed(session: Session, access: CircleAccess, *, before: int | None = None, limit: int = 20) -> FeedPage:
+    """Newest first. ``before`` is the cursor: the id of the last post of the previous page."""
+    if limit < 1 or limit > 100:
+        raise InvalidInput("limit is between 1 and 100.", field="limit")
+    if before is not None and before < 1:
+        raise InvalidInput("The cursor is not valid.", field="before")
+    space_id: AccessibleSpaceID = access.space_id
+    query = (
+        select(Post).options(joinedload(Post.author))
+        .where(Post.space_id == space_id, Post.deleted_at.is_(None))
+        .order_by(Post.id.desc()).limit(limit + 1)
+    )
+    if before is not None:
+        query = query.where(Post.id < before)
+    rows = list(session.scalars(query))
+    page, more = rows[:limit], len(rows) > limit
+    pinned_rows: list[Post] = []
+    if before is None:
+        pinned_rows = list(session.scalars(
+            select(Post).options(joinedload(Post.author))
+            .where(Post.space_id == space_id, Post.deleted_at.is_(None), Post.pinned_at.is_not(None))
+            .order_by(Post.pinned_at.desc()).limit(5)
+        ))
+    by_id = {p.id: p for p in page + pinned_rows}
+    views = {v.id: v for v in _post_views(session, access, list(by_id.values()))}
+    return FeedPage(
+        posts=[views[p.id] for p in page],
+        pinned=[views[p.id] for p in pinned_rows],
+        next_cursor=page[-1].id if more and page else None,
+        unread_count=unread_count(session, access),
+    )
+
+
+def post_view(session: Session, access: CircleAccess, post: Post) -> PostView:
+    author = session.get(User, post.author_id)
+    post.author = author  # fill the raise-loaded relationship from the identity map
+    return _post_views(session, access, [post])[0]
+
+
+def comments(session: Session, access: CircleAccess, post: Post) -> list[CommentView]:
+    """The thread of a post, oldest first; replies nested one level under their comment."""
+    rows = list(session.scalars(
+        select(Comment).options(joinedload(Comment.author))
+        .where(Comment.post_id == post.id, Comment.deleted_at.is_(None))
+        .order_by(Comment.id)
+    ))
+    roles = _circle_roles(session, access.space.id, {c.author_id for c in rows})
+    counts, mine = _reaction_counts(session, access.user.id, Reaction.comment_id, [c.id for c in rows])
+    top: list[CommentView] = []
+    by_id: dict[int, CommentView] = {}
+    for c in rows:
+        view = CommentView(
+            id=c.id, post_id=c.post_id, parent_id=c.parent_id, author=Person.of(c.author, roles.get(c.author_id)),
+            body=c.body, body_html=c.body_html, created_at=c.created_at, edited_at=c.edited_at,
+            reactions=counts.get(c.id, {}), my_reactions=mine.get(c.id, []),
+            can_edit=access.can_edit(c.author_id), can_delete=access.can_delete(c.author_id),
+        )
+        by_id[c.id] = view
+        if c.parent_id is None:
+            top.append(view)
+        elif c.parent_id in by_id:
+            by_id[c.parent_id].replies.append(view)
+    return top
+
+
+def comment_view(session: Session, access: CircleAccess, comment: Comment) -> CommentView:
+    for view in comments(session, access, session.get(Post, comment.post_id)):
+        if view.id == comment.id:
+            return view
+        for reply in view.replies:
+            if reply.id == comment.id:
+                return reply
+    raise NotFound("No comment with that id.", field="comment_id")
+
+
+def post_history(session: Session, post: Post) -> list[tuple[str, dt.datetime]]:
+    rows = session.execute(
+        select(PostRevision.body, PostRevision.written_at)
+        .where(PostRevision.post_id == post.id).order_by(PostRevision.id)
+    ).all()
+    return [(body, at) for body, at in rows] + [(post.body, post.edited_at or post.created_at)]
+
+
+def comment_history(session: Session, comment: Comment) -> list[tuple[str, dt.datetime]]:
+    rows = session.execute(
+        select(CommentRevision.body, CommentRevision.written_at)
+        .where(CommentRevision.comment_id == comment.id).order_by(CommentRevision.id)
+    ).all()
+    return [(body, at) for body, at in rows] + [(comment.body, comment.edited_at or comment.created_at)]
+
+
+def poll_for_access(session: Session, user: User, poll_id: int) -> tuple[CircleAccess, Poll]:
+    from peerlift.policy import post_access
+
+    poll = session.get(Poll, poll_id)
+    if poll is None:
+        raise NotFound("No poll with that id.", field="poll_id")
+    try:
+        access, _post = post_access(session, user, poll.post_id)
+    except NotFound:
+        raise NotFound("No poll with that id.", field="poll_id")
+    return access, poll
+
+
+def poll_view(session: Session, access: CircleAccess, poll: Poll) -> PollView:
+    return _poll_views(session, access, [poll.post_id])[poll.post_id]
+
+
+def my_circles(session: Session, user: User) -> list[CircleSummary]:
+    """The viewer's circles with member counts and unread counts, in three statements."""
+    rows = session.execute(
+        select(Space, Membership).join(Membership, Membership.space_id == Space.id)
+        .where(Membership.user_id == user.id).order_by(Space.name)
+    ).all()
+    if not rows:
+        return []
+    ids = [space.id for space, _ in rows]
+    members = dict(session.execute(
+        select(Membership.space_id, func.count()).where(Membership.space_id.in_(ids)).group_by(Membership.space_id)
+    ).all())
+    unread_conditions = [
+        and_(Post.space_id == space.id, Post.id > membership.last_read_post_id) for space, membership in rows
+    ]
+    unread = dict(session.execute(
+        select(Post.space_id, func.count())
+        .where(or_(*unread_conditions), Post.author_id != user.id, Post.deleted_at.is_(None))
+        .group_by(Post.space_id)
+    ).all())
+    return [
+        CircleSummary(
+            id=space.id, name=space.name, description=space.description, timezone=space.timezone,
+            my_role=membership.role.value, member_count=members.get(space.id, 0),
+            unread_count=unread.get(space.id, 0), rules_accepted=membership.rules_accepted_at is not None,
+            archived=space.archived_at is not None,
+        )
+        for space, membership in rows
+    ]
+
+
+def members(session: Session, access: CircleAccess) -> list[Person]:
+    order = case(
+        (Membership.role == CircleRole.facilitator, 0),
+        (Membership.role == CircleRole.clinician, 1),
+        (Membership.role == CircleRole.peer_supporter, 2),
+        else_=3,
+    )
+    rows = session.execute(
+        select(User, Membership.role).join(Membership, Membership.user_id == User.id)
+        .where(Membership.space_id == access.space_id).order_by(order, User.display_name)
+    ).all()
+    return [Person.of(user, role) for user, role in rows]
+
+
+# --- direct messages ----------------------------------------------------------------------
+
+@dataclass
+class ConversationSummary:
+    id: int
+    other: Person
+    last_message_at: dt.datetime | None
+    last_message_excerpt: str
+    unread_count: int
+
+
+@dataclass
+class MessageView:
+    id: int
+    conversation_id: int
+    sender: Person
+    body: str
+    body_html: str
+    created_at: dt.datetime
+    mine: bool
+
+
+def conversations(session: Session, user: User) -> list[ConversationSummary]:
+    from peerlift.community.text import excerpt
+
+    rows = session.scalars(
+        select(Conversation)
+        .options(joinedload(Conversation.user_low), joinedload(Conversation.user_high))
+        .where(or_(Conversation.user_low_id == user.id, Conversation.user_high_id == user.id))
+        .order_by(Conversation.last_message_id.desc(), Conversation.id.desc())
+    ).all()
+    last_ids = [c.last_message_id for c in rows if c.last_message_id]
+    last = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(last_ids)))} if last_ids else {}
+    unread = _unread_messages(session, user, rows)
+    result = []
+    for c in rows:
+        other = c.user_high if c.user_low_id == user.id else c.user_low
+        message = last.get(c.last_message_id)
+        result.append(ConversationSummary(
+            id=c.id, other=Person.of(other), last_message_at=message.created_at if message else None,
+            last_message_excerpt=excerpt(message.body, 80) if message else "",
+            unread_count=unread.get(c.id, 0),
+        ))
+    return result
+
+
+def _unread_messages(session: Session, user: User, rows: list[Conversation]) -> dict[int, int]:
+    conditions = []
+    for c in rows:
+        read = c.low_last_read_id if c.user_low_id == user.id else c.high_last_read_id
+        if c.last_message_id > read:
+            conditions.append(and_(Message.conversation_id == c.id, Message.id > read))
+    if not conditions:
+        return {}
+    return dict(session.execute(
+        select(Message.conversation_id, func.count())
+        .where(or_(*conditions), Message.sender_id != user.id).group_by(Message.conversation_id)
+    ).all())
+
+
+def unread_message_total(session: Session, user: User) -> int:
+    rows = session.scalars(
+        select(Conversation).where(or_(Conversation.user_low_id == user.id, Conversation.user_high_id == user.id))
+    ).all()
+    return sum(_unread_messages(session, user, list(rows)).values())
+
+
+def messages(session: Session, user: User, conversation: Conversation, *, before: int | None = None,
+             limit: int = 50) -> tuple[list[MessageView], int | None]:
+    """Oldest first within the page; ``before`` pages back in time."""
+    if limit < 1 or limit > 200:
+        raise InvalidInput("limit is between 1 and 200.", field="limit")
+    query = (select(Message).where(Message.conversation_id == conversation.id)
+             .order_by(Message.id.desc()).limit(limit + 1))
+    if before is not None:
+        query = query.where(Message.id < before)
+    rows = list(session.scalars(query))
+    page, more = rows[:limit], len(rows) > limit
+    people = {u.id: u for u in session.scalars(
+        select(User).where(User.id.in_([conversation.user_low_id, conversation.user_high_id])))}
+    views = [
+        MessageView(id=m.id, conversation_id=m.conversation_id, sender=Person.of(people[m.sender_id]),
+                    body=m.body, body_html=m.body_html, created_at=m.created_at, mine=m.sender_id == user.id)
+        for m in reversed(page)
+    ]
+    return views, (page[-1].id if more and page else None)
+
+
+def message_partners(session: Session, user: User) -> list[Person]:
+    """People the viewer may start a conversation with."""
+    from peerlift.policy import may_message
+
+    mine = select(Membership.space_id).where(Membership.user_id == user.id)
+    candidates = session.scalars(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.space_id.in_(mine), User.id != user.id, User.is_active.is_(True))
+        .distinct().order_by(User.display_name)
+    ).all()
+    return [Person.of(u) for u in candidates if may_message(session, user, u)]

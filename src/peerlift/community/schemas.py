@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from peerlift.community.models import CircleRole
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PersonOut(_Out):
+    id: int
+    display_name: str
+    handle: str
+    pronouns: str
+    circle_role: str | None = None
+
+
+class CircleOut(_Out):
+    id: int
+    name: str
+    description: str
+    timezone: str
+    my_role: str
+    member_count: int
+    unread_count: int
+    rules_accepted: bool
+    archived: bool
+
+
+class CircleDetailOut(CircleOut):
+    rules: str
+    allow_member_dms: bool
+
+
+class CircleIn(_In):
+    name: str = Field(max_length=200)
+    description: str = Field("", max_length=2000)
+    rules: str = Field("", max_length=5000)
+    timezone: str | None = Field(None, max_length=64)
+    allow_member_dms: bool = False
+    arm_id: int | None = None
+
+
+class MemberIn(_In):
+    email: str = Field(max_length=254)
+    role: CircleRole = CircleRole.member
+
+
+class MemberRoleIn(_In):
+    role: CircleRole
+
+
+class ReadIn(_In):
+    post_id: int | None = Field(None, ge=1, description="Mark read up to this post; omit for everything")
+
+
+class InvitationIn(_In):
+    days_valid: int = Field(7, description="1 to 90")
+    max_uses: int = Field(30, description="1 to 500")
+    note: str = Field("", max_length=200)
+
+
+class InvitationOut(_Out):
+    id: int
+    circle_id: int
+    url: str
+    token: str
+    expires_at: dt.datetime
+    max_uses: int
+
+
+class PollIn(_In):
+    question: str = Field(max_length=300)
+    options: list[str] = Field(max_length=50)
+    multiple: bool = False
+    closes_at: dt.datetime | None = None
+
+
+class PostIn(_In):
+    body: str = Field(max_length=200_000)
+    poll: PollIn | None = None
+
+
+class PostPatch(_In):
+    body: str = Field(max_length=200_000)
+
+
+class PollOptionOut(_Out):
+    id: int
+    text: str
+    votes: int | None = Field(description="null until the viewer has voted or the poll has closed")
+
+
+class PollOut(_Out):
+    id: int
+    post_id: int
+    question: str
+    multiple: bool
+    closes_at: dt.datetime | None
+    closed: bool
+    results_visible: bool
+    voters: int | None
+    my_votes: list[int]
+    options: list[PollOptionOut]
+
+
+class PostOut(_Out):
+    id: int
+    circle_id: int
+    author: PersonOut
+    body: str
+    body_html: str
+    created_at: dt.datetime
+    edited_at: dt.datetime | None
+    pinned: bool
+    comment_count: int
+    reactions: dict[str, int]
+    my_reactions: list[str]
+    poll: PollOut | None
+    unread: bool
+    can_edit: bool
+    can_delete: bool
+
+
+class FeedOut(_Out):
+    posts: list[PostOut]
+    pinned: list[PostOut]
+    next_cursor: int | None = Field(description="Pass as ?before= for the next (older) page")
+    unread_count: int
+
+
+class RevisionOut(BaseModel):
+    body: str
+    written_at: dt.datetime
+
+
+class CommentIn(_In):
+    body: str = Field(max_length=200_000)
+    parent_id: int | None = None
+
+
+class CommentPatch(_In):
+    body: str = Field(max_length=200_000)
+
+
+class CommentOut(_Out):
+    id: int
+    post_id: int
+    parent_id: int | None
+    author: PersonOut
+    body: str
+    body_html: str
+    created_at: dt.datetime
+    edited_at: dt.datetime | None
+    reactions: dict[str, int]
+    my_reactions: list[str]
+    can_edit: bool
+    can_delete: bool
+    replies: list[CommentOut] = []
+
+
+class ReactionsOut(BaseModel):
+    reactions: dict[str, int]
+    my_reactions: list[str]
+    changed: bool
+
+
+class VoteIn(_In):
+    option_ids: list[int] = Field(max_length=10)
+
+
+class ConversationIn(_In):
+    user_id: int
+
+
+class ConversationOut(_Out):
+    id: int
+    other: PersonOut
+    last_message_at: dt.datetime | None
+    last_message_excerpt: str
+    unread_count: int
+
+
+class MessageIn(_In):
+    body: str = Field(max_length=200_000)
+
+
+class MessageOut(_Out):
+    id: int
+    conversation_id: int
+    sender: PersonOut
+    body: str
+    body_html: str
+    created_at: dt.datetime
+    mine: bool
+
+
+class MessagesOut(BaseModel):
+    messages: list[MessageOut]
+    next_cursor: int | None

@@ -1,0 +1,173 @@
+"""Engine, sessions and the declarative base.
+
+SQLite (WAL, foreign keys on, writes begin IMMEDIATE so two writers queue instead of
+failing) by default, PostgreSQL through psycopg 3 when PEERLIFT_DATABASE_URL says so.
+Times are stored in UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from threading import Lock
+
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+_clock: ContextVar[dt.datetime | None] = ContextVar("peerlift_clock", default=None)
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC. Seeding and tests may set the clock with :func:`clock_at`."""
+    fixed = _clock.get()
+    return fixed if fixed is not None else dt.datetime.now(dt.UTC)
+
+
+@contextmanager
+def clock_at(moment: dt.datetime) -> Iterator[None]:
+    token = _clock.set(moment.astimezone(dt.UTC))
+    try:
+        yield
+    finally:
+        _clock.reset(token)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+_engines: dict[str, Engine] = {}
+_lock = Lock()
+
+
+def _sqlite_engine(url: str, echo: bool) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        echo=echo,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=20,
+        max_overflow=20,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        if conn.get_execution_options().get("peerlift_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def get_engine(url: str | None = None) -> Engine:
+    from peerlift.settings import get_settings
+
+    settings = get_settings()
+    url = url or settings.database_url
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            if url.startswith("sqlite"):
+                engine = _sqlite_engine(url, settings.sql_echo)
+            else:
+                engine = create_engine(
+                    url, echo=settings.sql_echo, pool_size=20, max_overflow=20, pool_pre_ping=True
+                )
+            _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def make_session(engine: Engine, *, write: bool = False) -> Session:
+    bind = engine.execution_options(peerlift_write=True) if write else engine
+    return Session(bind=bind, expire_on_commit=False, autoflush=True)
+
+
+# Work queued during a transaction (live events, jobs) runs only after the commit.
+def on_commit(session: Session, fn: Callable[[], None]) -> None:
+    session.info.setdefault("after_commit", []).append(fn)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    callbacks = session.info.pop("after_commit", [])
+    for fn in callbacks:
+        fn()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_rollback(session: Session, _previous) -> None:
+    session.info.pop("after_commit", None)
+
+
+@contextmanager
+def transaction(engine: Engine | None = None, *, write: bool = True) -> Iterator[Session]:
+    """A unit of work outside a request: commit on success, roll back on error."""
+    session = make_session(engine or get_engine(), write=write)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+

@@ -1,0 +1,176 @@
+"""Seed the demo study through the same service functions the product uses, so every
+post, comment, reaction, vote and message is also an engagement event."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from ruamel.yaml import YAML
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from peerlift.community import service as community
+from peerlift.community.models import CircleRole, Space
+from peerlift.db import clock_at, utcnow
+from peerlift.identity import service as identity
+from peerlift.identity.models import Role, User
+from peerlift.policy import circle_access, conversation_access
+from peerlift.research.models import Arm, Study
+
+CONTENT = Path(__file__).with_name("content.yaml")
+PASSWORD = "peerlift-demo"
+ROLES = {"coach": Role.facilitator, "clinician": Role.clinician, "researcher": Role.researcher, "admin": Role.admin}
+
+
+def email_for(key: str) -> str:
+    return f"{key}@demo.test"
+
+
+def logins() -> list[tuple[str, str]]:
+    content = YAML(typ="safe").load(CONTENT.read_text())
+    rows = []
+    for person in content["people"]:
+        key = person["key"]
+        role = ROLES.get(key, Role.participant).value
+        rows.append((email_for(key), role))
+    return rows
+
+
+def is_seeded(session: Session) -> bool:
+    return session.scalar(select(Study.id).where(Study.slug == "demo")) is not None
+
+
+class _Timeline:
+    """Places each item at its local day and time; nothing lands in the future."""
+
+    def __init__(self, days: int = 14) -> None:
+        self.now = utcnow()
+        self.days = days
+
+    def at(self, day: int, hhmm: str, tz: str) -> dt.datetime:
+        zone = ZoneInfo(tz)
+        local_today = self.now.astimezone(zone).date()
+        date = local_today - dt.timedelta(days=self.days - day)
+        hour, minute = (int(x) for x in hhmm.split(":"))
+        moment = dt.datetime(date.year, date.month, date.day, hour, minute, tzinfo=zone).astimezone(dt.UTC)
+        return min(moment, self.now - dt.timedelta(minutes=30))
+
+
+def seed(session: Session, progress: Callable[[str], None] | None = None) -> bool:
+    """Create the demo study unless it exists. Returns whether anything was written."""
+    if is_seeded(session):
+        return False
+    say = progress or (lambda _msg: None)
+    content = YAML(typ="safe").load(CONTENT.read_text())
+    timeline = _Timeline()
+    start = timeline.now - dt.timedelta(days=15)
+
+    with clock_at(start):
+        s = content["study"]
+        study = Study(slug="demo", title=s["title"], registry_id=s["registry_id"], ethics_ref=s["ethics_ref"],
+                      description=s["description"].strip(), target_size=24)
+        session.add(study)
+        session.flush()
+        arms = {}
+        for a in content["arms"]:
+            arm = Arm(study_id=study.id, slug=a["slug"], name=a["name"], description=a["description"].strip())
+            session.add(arm)
+            arms[a["slug"]] = arm
+        session.flush()
+
+        say("accounts")
+        people: dict[str, User] = {}
+        for p in content["people"]:
+            key = p["key"]
+            people[key] = identity.create_user(
+                session, email=email_for(key), password=PASSWORD, display_name=p["display_name"],
+                role=ROLES.get(key, Role.participant), timezone=p["timezone"],
+                pronouns=p.get("pronouns") or "", bio=p.get("bio") or "")
+
+        say("circles")
+        circles: dict[str, Space] = {}
+        admin = people["admin"]
+        for index, c in enumerate(content["circles"]):
+            space = community.create_circle(
+                session, admin, name=c["name"], description=c["description"].strip(), rules=c["rules"].strip(),
+                timezone=c["timezone"], allow_member_dms=bool(c.get("allow_member_dms")), arm_id=arms[c["arm"]].id)
+            circles[c["key"]] = space
+            community.add_member(session, admin, space, people["coach"], CircleRole.facilitator)
+            community.add_member(session, admin, space, people["clinician"], CircleRole.clinician)
+            members = [f"p{n:02d}" for n in range(1 + 12 * index, 13 + 12 * index)]
+            for key in members:
+                community.add_member(session, people["coach"], space, people[key], CircleRole.member)
+            # One experienced member of each circle helps as a peer supporter.
+            community.set_member_role(session, circle_access(session, people["coach"], space.id),
+                                      circle_access(session, people[members[1]], space.id).membership,
+                                      CircleRole.peer_supporter)
+        session.flush()
+
+    handles = {key: user.handle for key, user in people.items()}
+
+    def text(body: str) -> str:
+        return re.sub(r"@([a-z0-9_]+)", lambda m: "@" + handles.get(m.group(1), m.group(1)), body.strip())
+
+    say("posts")
+    tz_of = {key: c["timezone"] for key, c in zip(circles, content["circles"])}
+    posts = sorted(content["posts"], key=lambda p: timeline.at(p["day"], p["time"], tz_of[p["circle"]]))
+    for p in posts:
+        space = circles[p["circle"]]
+        at = timeline.at(p["day"], p["time"], tz_of[p["circle"]])
+        author = people[p["author"]]
+        with clock_at(at):
+            access = circle_access(session, author, space.id)
+            community.accept_rules(session, access)
+            poll = p.get("poll")
+            post = community.create_post(
+                session, access, text(p["body"]),
+                poll_question=poll["question"] if poll else None,
+                poll_options=poll["options"] if poll else None,
+                poll_multiple=bool(poll.get("multiple")) if poll else False)
+            if p.get("pinned"):
+                community.set_pinned(session, access, post, True)
+        for i, (key, kind) in enumerate((p.get("reactions") or {}).items()):
+            with clock_at(min(at + dt.timedelta(minutes=20 + 9 * i), timeline.now)):
+                community.set_reaction(session, circle_access(session, people[key], space.id), kind=kind,
+                                       on=True, post=post)
+        if poll:
+            session.refresh(post, ["poll"])
+            poll_row = post.poll
+            session.refresh(poll_row, ["options"])
+            for i, (key, choice) in enumerate((poll.get("votes") or {}).items()):
+                with clock_at(min(at + dt.timedelta(minutes=45 + 17 * i), timeline.now)):
+                    community.vote(session, circle_access(session, people[key], space.id), poll_row,
+                                   [poll_row.options[choice].id])
+        for c in p.get("comments") or []:
+            c_at = min(at + dt.timedelta(minutes=c.get("minutes_after", 30)), timeline.now)
+            with clock_at(c_at):
+                comment = community.create_comment(session, circle_access(session, people[c["author"]], space.id),
+                                                   post, text(c["body"]))
+            for i, (key, kind) in enumerate((c.get("reactions") or {}).items()):
+                with clock_at(min(c_at + dt.timedelta(minutes=5 + 7 * i), timeline.now)):
+                    community.set_reaction(session, circle_access(session, people[key], space.id), kind=kind,
+                                           on=True, comment=comment)
+            for r in c.get("replies") or []:
+                r_at = min(c_at + dt.timedelta(minutes=r.get("minutes_after", 15)), timeline.now)
+                with clock_at(r_at):
+                    community.create_comment(session, circle_access(session, people[r["author"]], space.id),
+                                             post, text(r["body"]), parent_id=comment.id)
+
+    say("messages")
+    for conv in content["dms"]:
+        a, b = (people[k] for k in conv["between"])
+        first = conv["messages"][0]
+        tz = people[first["from"]].timezone
+        with clock_at(timeline.at(first["day"], first["time"], tz)):
+            conversation = community.open_conversation(session, a, b)
+        for m in conv["messages"]:
+            sender = people[m["from"]]
+            with clock_at(timeline.at(m["day"], m["time"], sender.timezone)):
+                community.send_message(session, sender, conversation_access(session, sender, conversation.id),
+                                       text(m["body"]))
+    session.flush()
+    return True

@@ -1,0 +1,100 @@
+"""The one door for events.
+
+Every service write calls :func:`publish` inside its transaction. The event row is both
+the engagement record research reads and the source of truth for live delivery: each
+event gets a monotonically increasing id from the database, and listeners registered
+with :func:`subscribe` learn of it only after the transaction commits (never on rollback).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from threading import Lock
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from peerlift.db import Base, UTCDateTime, on_commit, utcnow
+
+
+class Event(Base):
+    __tablename__ = "event"
+    __table_args__ = (
+        Index("ix_event_space_id_id", "space_id", "id"),
+        Index("ix_event_actor_id_id", "actor_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(48))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+    # Audience: the members of a space, the two people of a conversation, or one person.
+    space_id: Mapped[int | None] = mapped_column(ForeignKey("space.id", ondelete="CASCADE"), nullable=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), nullable=True, index=True)
+    object_type: Mapped[str] = mapped_column(String(32), default="")
+    object_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+@dataclass(frozen=True)
+class Audience:
+    space_id: int | None = None
+    conversation_id: int | None = None
+    user_id: int | None = None
+
+
+Listener = Callable[[Event], None]
+_listeners: list[Listener] = []
+_listeners_lock = Lock()
+
+
+def subscribe(listener: Listener) -> Callable[[], None]:
+    """Call ``listener(event)`` after each committed event; returns an unsubscribe function."""
+    with _listeners_lock:
+        _listeners.append(listener)
+
+    def _unsubscribe() -> None:
+        with _listeners_lock:
+            if listener in _listeners:
+                _listeners.remove(listener)
+
+    return _unsubscribe
+
+
+def _dispatch(event: Event) -> None:
+    with _listeners_lock:
+        listeners = list(_listeners)
+    for listener in listeners:
+        listener(event)
+
+
+def publish(
+    session: Session,
+    kind: str,
+    audience: Audience,
+    *,
+    actor_id: int | None,
+    object_type: str = "",
+    object_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    event = Event(
+        kind=kind,
+        actor_id=actor_id,
+        space_id=audience.space_id,
+        conversation_id=audience.conversation_id,
+        user_id=audience.user_id,
+        object_type=object_type,
+        object_id=object_id,
+        data=data or {},
+    )
+    session.add(event)
+    session.flush()
+    on_commit(session, lambda: _dispatch(event))
+    return event

@@ -1,0 +1,65 @@
+"""JSON routes of accounts and sign-in."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from peerlift.errors import responses
+from peerlift.identity import service
+from peerlift.identity.schemas import LoginIn, MeOut, ProfileIn, SessionOut, SignupIn, UserOut
+from peerlift.policy import visible_user
+from peerlift.settings import get_settings
+from peerlift.web.deps import DB, CurrentUser, client_ip, get_auth
+from peerlift.web.session_cookie import clear_session_cookie, set_session_cookie
+
+router = APIRouter(prefix="/api/v1", tags=["identity"])
+
+
+@router.post("/auth/login", response_model=SessionOut, responses=responses(401, 422))
+def login(body: LoginIn, request: Request, response: Response, db: DB) -> SessionOut:
+    user = service.authenticate(db, body.email, body.password)
+    token, auth = service.start_session(db, user, ip=client_ip(request),
+                                        user_agent=request.headers.get("user-agent", ""),
+                                        days=get_settings().session_days)
+    set_session_cookie(response, token)
+    return SessionOut(user=MeOut.model_validate(user), csrf_token=auth.csrf_token)
+
+
+@router.post("/auth/signup", response_model=SessionOut, status_code=201, responses=responses(404, 409, 410, 422))
+def signup(body: SignupIn, request: Request, response: Response, db: DB) -> SessionOut:
+    from peerlift.community.service import sign_up_with_invitation
+
+    user, _membership = sign_up_with_invitation(
+        db, token=body.token, email=body.email, password=body.password, display_name=body.display_name,
+        timezone=body.timezone, pronouns=body.pronouns, ip=client_ip(request),
+    )
+    token, auth = service.start_session(db, user, ip=client_ip(request),
+                                        user_agent=request.headers.get("user-agent", ""),
+                                        days=get_settings().session_days)
+    set_session_cookie(response, token)
+    return SessionOut(user=MeOut.model_validate(user), csrf_token=auth.csrf_token)
+
+
+@router.post("/auth/logout", status_code=204, responses=responses(401, 403))
+def logout(request: Request, response: Response, db: DB, user: CurrentUser) -> Response:
+    auth = get_auth(request, db)
+    service.end_session(db, auth, ip=client_ip(request))
+    response = Response(status_code=204)
+    clear_session_cookie(response)
+    return response
+
+
+@router.get("/me", response_model=MeOut, responses=responses(401))
+def me(user: CurrentUser) -> MeOut:
+    return MeOut.model_validate(user)
+
+
+@router.patch("/me", response_model=MeOut, responses=responses(401, 403, 422))
+def update_me(body: ProfileIn, db: DB, user: CurrentUser) -> MeOut:
+    service.update_profile(db, user, **body.model_dump(exclude_unset=True))
+    return MeOut.model_validate(user)
+
+
+@router.get("/users/{user_id}", response_model=UserOut, responses=responses(401, 404))
+def get_user(user_id: int, db: DB, user: CurrentUser) -> UserOut:
+    return UserOut.model_validate(visible_user(db, user, user_id))

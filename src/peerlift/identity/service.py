@@ -1,0 +1,267 @@
+"""Every write of the identity domain: accounts, sign-in sessions, invitations, audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+import unicodedata
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from peerlift.db import utcnow
+from peerlift.errors import Conflict, Gone, InvalidInput, NotAuthenticated, NotFound
+from peerlift.events import Audience, publish
+from peerlift.identity.models import AuditEntry, AuthSession, Invitation, Role, User
+
+
+class InvalidCredentials(NotAuthenticated):
+    code = "invalid_credentials"
+
+
+class InvitationUnusable(Gone):
+    code = "invitation_unusable"
+
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("peerlift-timing-equaliser")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+MIN_PASSWORD = 10
+SESSION_TOUCH_EVERY = dt.timedelta(minutes=5)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password_rules(password: str, field: str = "password") -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"The password needs at least {MIN_PASSWORD} characters.", field=field)
+    if len(password) > 256:
+        raise InvalidInput("The password may have at most 256 characters.", field=field)
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    if not EMAIL_RE.match(email) or len(email) > 254:
+        raise InvalidInput("That is not an email address.", field="email")
+    return email
+
+
+def check_timezone(name: str, field: str = "timezone") -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"Unknown time zone {name!r}; use an IANA name such as Europe/Berlin.", field=field)
+    return name
+
+
+def check_display_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("A display name is needed.", field="display_name")
+    if len(name) > 80:
+        raise InvalidInput("The display name may have at most 80 characters.", field="display_name")
+    return name
+
+
+def _unique_handle(session: Session, display_name: str) -> str:
+    base = unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode().lower()
+    base = re.sub(r"[^a-z0-9]+", "", base)[:24] or "member"
+    taken = set(session.scalars(select(User.handle).where(User.handle.like(f"{base}%"))))
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}{n}" in taken:
+        n += 1
+    return f"{base}{n}"
+
+
+def audit(session: Session, actor_id: int | None, action: str, object_type: str = "",
+          object_id: int | None = None, ip: str = "", detail: str = "") -> None:
+    session.add(AuditEntry(actor_id=actor_id, action=action, object_type=object_type,
+                           object_id=object_id, ip_address=ip, detail=detail))
+
+
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    display_name: str,
+    role: Role = Role.participant,
+    timezone: str,
+    pronouns: str = "",
+    bio: str = "",
+    actor_id: int | None = None,
+) -> User:
+    email = normalise_email(email)
+    check_password_rules(password)
+    display_name = check_display_name(display_name)
+    check_timezone(timezone)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict("An account with this email address exists already.", field="email")
+    user = User(
+        email=email,
+        handle=_unique_handle(session, display_name),
+        password_hash=hash_password(password),
+        display_name=display_name,
+        pronouns=pronouns.strip()[:40],
+        bio=bio.strip()[:500],
+        timezone=timezone,
+        role=role,
+    )
+    session.add(user)
+    session.flush()
+    audit(session, actor_id or user.id, "user.created", "user", user.id, detail=role.value)
+    publish(session, "user.created", Audience(user_id=user.id), actor_id=actor_id or user.id,
+            object_type="user", object_id=user.id)
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User:
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None or not user.is_active:
+        try:
+            _hasher.verify(_DUMMY_HASH, password)
+        except VerificationError:
+            pass
+        raise InvalidCredentials("The email address or the password is not right.")
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise InvalidCredentials("The email address or the password is not right.")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def start_session(session: Session, user: User, *, ip: str = "", user_agent: str = "",
+                  days: int = 14) -> tuple[str, AuthSession]:
+    """Sign ``user`` in; returns the cookie value (shown once) and the session row."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    auth = AuthSession(
+        token_hash=token_hash(token),
+        csrf_token=secrets.token_urlsafe(32),
+        user_id=user.id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + dt.timedelta(days=days),
+        ip_address=ip[:64],
+        user_agent=user_agent[:255],
+    )
+    session.add(auth)
+    session.flush()
+    audit(session, user.id, "session.started", "user", user.id, ip=ip)
+    publish(session, "session.started", Audience(user_id=user.id), actor_id=user.id,
+            object_type="user", object_id=user.id)
+    return token, auth
+
+
+def resolve_session(session: Session, token: str | None, *, days: int = 14) -> AuthSession | None:
+    """The live session for a cookie value, or None. Extends it at most every few minutes."""
+    if not token or len(token) > 128:
+        return None
+    auth = session.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash(token)))
+    now = utcnow()
+    if auth is None or auth.expires_at <= now or not auth.user.is_active:
+        return None
+    if now - auth.last_seen_at > SESSION_TOUCH_EVERY:
+        session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == auth.id)
+            .values(last_seen_at=now, expires_at=now + dt.timedelta(days=days))
+        )
+    return auth
+
+
+def end_session(session: Session, auth: AuthSession, ip: str = "") -> None:
+    session.delete(auth)
+    audit(session, auth.user_id, "session.ended", "user", auth.user_id, ip=ip)
+
+
+def update_profile(session: Session, user: User, *, display_name: str | None = None,
+                   pronouns: str | None = None, bio: str | None = None,
+                   timezone: str | None = None) -> User:
+    if display_name is not None:
+        user.display_name = check_display_name(display_name)
+    if pronouns is not None:
+        if len(pronouns.strip()) > 40:
+            raise InvalidInput("Pronouns may have at most 40 characters.", field="pronouns")
+        user.pronouns = pronouns.strip()
+    if bio is not None:
+        if len(bio.strip()) > 500:
+            raise InvalidInput("The bio may have at most 500 characters.", field="bio")
+        user.bio = bio.strip()
+    if timezone is not None:
+        user.timezone = check_timezone(timezone)
+    session.flush()
+    audit(session, user.id, "profile.updated", "user", user.id)
+    publish(session, "profile.updated", Audience(user_id=user.id), actor_id=user.id,
+            object_type="user", object_id=user.id)
+    return user
+
+
+def change_password(session: Session, user: User, current: str, new: str) -> None:
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise InvalidCredentials("The current password is not right.", field="current_password")
+    check_password_rules(new, "new_password")
+    user.password_hash = hash_password(new)
+    audit(session, user.id, "password.changed", "user", user.id)
+
+
+# --- invitations -----------------------------------------------------------------------
+
+def create_invitation(session: Session, *, space_id: int, created_by: User, days_valid: int,
+                      max_uses: int, note: str = "") -> tuple[str, Invitation]:
+    if not 1 <= days_valid <= 90:
+        raise InvalidInput("An invitation is valid for 1 to 90 days.", field="days_valid")
+    if not 1 <= max_uses <= 500:
+        raise InvalidInput("An invitation allows 1 to 500 sign-ups.", field="max_uses")
+    token = secrets.token_urlsafe(24)
+    invitation = Invitation(
+        token_hash=token_hash(token),
+        space_id=space_id,
+        created_by_id=created_by.id,
+        expires_at=utcnow() + dt.timedelta(days=days_valid),
+        max_uses=max_uses,
+        note=note.strip()[:200],
+    )
+    session.add(invitation)
+    session.flush()
+    audit(session, created_by.id, "invitation.created", "space", space_id, detail=f"invitation {invitation.id}")
+    publish(session, "invitation.created", Audience(space_id=space_id), actor_id=created_by.id,
+            object_type="invitation", object_id=invitation.id)
+    return token, invitation
+
+
+def find_invitation(session: Session, token: str, *, for_update: bool = False) -> Invitation:
+    """The usable invitation for a token; a clear error when it is unknown, expired or used up."""
+    query = select(Invitation).where(Invitation.token_hash == token_hash(token))
+    if for_update:
+        query = query.with_for_update()
+    invitation = session.scalar(query)
+    if invitation is None or invitation.revoked_at is not None:
+        raise NotFound("This invitation link is not valid.", field="token", code="invitation_not_found")
+    if invitation.expires_at <= utcnow():
+        raise InvitationUnusable("This invitation has expired. Ask your coach for a new link.", field="token")
+    if invitation.uses >= invitation.max_uses:
+        raise InvitationUnusable("This invitation has been used up. Ask your coach for a new link.", field="token")
+    return invitation
+
+
+def revoke_invitation(session: Session, invitation: Invitation, actor: User) -> None:
+    invitation.revoked_at = utcnow()
+    audit(session, actor.id, "invitation.revoked", "invitation", invitation.id)

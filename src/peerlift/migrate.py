@@ -1,0 +1,30 @@
+"""Alembic, configured in code so an installed peerlift can migrate any database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["peerlift_url"] = url
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def all_models() -> None:
+    """Import every models module so Base.metadata knows every table."""
+    import peerlift.community.models  # noqa: F401
+    import peerlift.events  # noqa: F401
+    import peerlift.identity.models  # noqa: F401
+    import peerlift.research.models  # noqa: F401

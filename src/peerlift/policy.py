@@ -1,0 +1,147 @@
+"""The one place that decides who may see and do what.
+
+Routers and services ask this module; nothing else decides access on its own. A person
+sees a circle only through a membership. Objects they may not see answer 404, so their
+existence never leaks. ``AccessibleSpaceID`` is produced only here: queries that list a
+circle's content take one, which makes an unscoped query a type error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NewType
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from peerlift.community.models import CircleRole, Comment, Conversation, Membership, Post, Space
+from peerlift.errors import Forbidden, NotFound
+from peerlift.identity.models import Role, User
+
+AccessibleSpaceID = NewType("AccessibleSpaceID", int)
+
+STAFF_CIRCLE_ROLES = {CircleRole.facilitator}
+CAN_INVITE_ROLES = {Role.facilitator, Role.admin}
+CAN_CREATE_CIRCLE_ROLES = {Role.facilitator, Role.admin}
+
+
+@dataclass(frozen=True)
+class CircleAccess:
+    user: User
+    space: Space
+    membership: Membership
+
+    @property
+    def space_id(self) -> AccessibleSpaceID:
+        return AccessibleSpaceID(self.space.id)
+
+    @property
+    def role(self) -> CircleRole:
+        return self.membership.role
+
+    @property
+    def is_facilitator(self) -> bool:
+        return self.membership.role in STAFF_CIRCLE_ROLES
+
+    @property
+    def can_post(self) -> bool:
+        return self.space.archived_at is None
+
+    @property
+    def can_pin(self) -> bool:
+        return self.is_facilitator
+
+    @property
+    def can_invite(self) -> bool:
+        return self.is_facilitator and self.user.role in CAN_INVITE_ROLES
+
+    def can_edit(self, author_id: int) -> bool:
+        return author_id == self.user.id
+
+    def can_delete(self, author_id: int) -> bool:
+        return author_id == self.user.id or self.is_facilitator
+
+
+def _not_found(what: str, field: str) -> NotFound:
+    return NotFound(f"No {what} with that id.", field=field)
+
+
+def circle_access(session: Session, user: User, space_id: int) -> CircleAccess:
+    row = session.execute(
+        select(Space, Membership)
+        .join(Membership, Membership.space_id == Space.id)
+        .where(Space.id == space_id, Membership.user_id == user.id)
+    ).first()
+    if row is None:
+        raise _not_found("circle", "circle_id")
+    return CircleAccess(user=user, space=row[0], membership=row[1])
+
+
+def post_access(session: Session, user: User, post_id: int) -> tuple[CircleAccess, Post]:
+    row = session.execute(
+        select(Post, Space, Membership)
+        .join(Space, Space.id == Post.space_id)
+        .join(Membership, (Membership.space_id == Space.id) & (Membership.user_id == user.id))
+        .where(Post.id == post_id, Post.deleted_at.is_(None))
+    ).first()
+    if row is None:
+        raise _not_found("post", "post_id")
+    return CircleAccess(user=user, space=row[1], membership=row[2]), row[0]
+
+
+def comment_access(session: Session, user: User, comment_id: int) -> tuple[CircleAccess, Post, Comment]:
+    row = session.execute(
+        select(Comment, Post, Space, Membership)
+        .join(Post, Post.id == Comment.post_id)
+        .join(Space, Space.id == Post.space_id)
+        .join(Membership, (Membership.space_id == Space.id) & (Membership.user_id == user.id))
+        .where(Comment.id == comment_id, Comment.deleted_at.is_(None), Post.deleted_at.is_(None))
+    ).first()
+    if row is None:
+        raise _not_found("comment", "comment_id")
+    return CircleAccess(user=user, space=row[2], membership=row[3]), row[1], row[0]
+
+
+def conversation_access(session: Session, user: User, conversation_id: int) -> Conversation:
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None or user.id not in (conversation.user_low_id, conversation.user_high_id):
+        raise _not_found("conversation", "conversation_id")
+    return conversation
+
+
+def require_role(user: User, allowed: set[Role], action: str) -> None:
+    if user.role not in allowed:
+        raise Forbidden(f"Your role ({user.role.value}) may not {action}.")
+
+
+def may_message(session: Session, sender: User, recipient: User) -> bool:
+    """A participant may message the facilitators of their circles; members message each other
+    only in a circle that allows it. Shared circle required either way."""
+    if sender.id == recipient.id or not recipient.is_active:
+        return False
+    mine = select(Membership.space_id, Membership.role).where(Membership.user_id == sender.id).subquery()
+    rows = session.execute(
+        select(mine.c.role, Membership.role, Space.allow_member_dms)
+        .join(Membership, Membership.space_id == mine.c.space_id)
+        .join(Space, Space.id == Membership.space_id)
+        .where(Membership.user_id == recipient.id, Space.archived_at.is_(None))
+    ).all()
+    staff = {CircleRole.facilitator, CircleRole.clinician}
+    for my_role, their_role, allow_member_dms in rows:
+        if my_role in staff or their_role in staff or allow_member_dms:
+            return True
+    return False
+
+
+def visible_user(session: Session, viewer: User, user_id: int) -> User:
+    """A person is visible to those who share a circle with them (and to themselves)."""
+    if user_id == viewer.id:
+        return viewer
+    mine = select(Membership.space_id).where(Membership.user_id == viewer.id)
+    shared = session.scalar(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(User.id == user_id, Membership.space_id.in_(mine)).limit(1)
+    )
+    if shared is None:
+        raise _not_found("person", "user_id")
+    return shared

@@ -1,0 +1,1 @@
+"""Studies and arms; randomisation, consent, metrics and exports grow here."""

@@ -1,0 +1,48 @@
+"""One settings object, read from PEERLIFT_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PEERLIFT_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///var/peerlift.db",
+        description="SQLAlchemy URL: sqlite:///path.db (default) or postgresql+psycopg://user@host/db",
+    )
+    base_url: str = Field("http://127.0.0.1:8000", description="Public address, used in invitation links")
+    secure_cookies: bool = Field(False, description="Mark cookies Secure (set when served over https)")
+    session_days: int = Field(14, ge=1, le=365, description="Days a sign-in lasts without activity")
+    default_timezone: str = Field("Europe/London", description="IANA zone for new accounts and circles")
+    post_max_chars: int = Field(10_000, ge=100, le=100_000)
+    feed_page_size: int = Field(20, ge=5, le=100)
+    sql_echo: bool = False
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"PEERLIFT_DEFAULT_TIMEZONE: unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        if not (value.startswith("sqlite") or value.startswith("postgresql+psycopg")):
+            raise ValueError("PEERLIFT_DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from peerlift.db import get_engine, make_session
+from peerlift.errors import Forbidden, NotAuthenticated
+from peerlift.identity import service as identity
+from peerlift.identity.models import AuthSession, User
+from peerlift.settings import get_settings
+
+SESSION_COOKIE = "peerlift_session"
+ANON_CSRF_COOKIE = "peerlift_csrf"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# JSON-only sign-in routes: a cross-site form cannot send application/json, and the
+# caller has no token yet. Everything else that writes needs the token.
+CSRF_EXEMPT = {"/api/v1/auth/login", "/api/v1/auth/signup"}
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """One session per request: commits when the route returns, rolls back on any error."""
+    session = make_session(get_engine(), write=request.method not in SAFE_METHODS)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+DB = Annotated[Session, Depends(get_db, scope="function")]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def get_auth(request: Request, db: DB) -> AuthSession | None:
+    if "auth" not in request.state._state:
+        request.state.auth = identity.resolve_session(
+            db, request.cookies.get(SESSION_COOKIE), days=get_settings().session_days
+        )
+    return request.state.auth
+
+
+def optional_user(auth: Annotated[AuthSession | None, Depends(get_auth)]) -> User | None:
+    return auth.user if auth else None
+
+
+def current_user(auth: Annotated[AuthSession | None, Depends(get_auth)]) -> User:
+    if auth is None:
+        raise NotAuthenticated("Sign in first.")
+    return auth.user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
+def anonymous_csrf_token(request: Request) -> str:
+    """Token for forms shown before sign-in (double-submit cookie)."""
+    token = request.cookies.get(ANON_CSRF_COOKIE)
+    if not token or len(token) > 64:
+        token = request.state.new_anon_csrf = secrets.token_urlsafe(24)
+    return token
+
+
+def csrf_token_for(request: Request, auth: AuthSession | None) -> str:
+    return auth.csrf_token if auth else anonymous_csrf_token(request)
+
+
+async def csrf_protect(request: Request, auth: Annotated[AuthSession | None, Depends(get_auth)]) -> None:
+    if request.method in SAFE_METHODS or request.url.path in CSRF_EXEMPT:
+        return
+    expected = auth.csrf_token if auth else request.cookies.get(ANON_CSRF_COOKIE)
+    sent = request.headers.get("x-csrf-token")
+    if sent is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get("csrf_token")
+            sent = value if isinstance(value, str) else None
+    if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
+        raise Forbidden(
+            "The security token (CSRF) is missing or out of date. Reload the page and try again; "
+            "API clients send the csrf_token from sign-in as the X-CSRF-Token header.",
+            field="csrf_token", code="csrf_failed",
+        )

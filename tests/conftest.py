@@ -1,0 +1,260 @@
+"""Shared fixtures: a fresh database per test (SQLite, and PostgreSQL where it runs),
+a small realistic world of personas, and helpers that make tests read like stories."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.orm import Session
+
+from peerlift import db as dbmod
+from peerlift.identity import service as identity_service
+from peerlift.settings import get_settings
+
+PASSWORD = "correct horse battery"
+POSTGRES_URL = os.environ.get("PEERLIFT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Real argon2, cheap parameters: the suite hashes hundreds of passwords.
+identity_service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+_pg_ready: dict[str, str] = {}
+
+
+def _postgres_url() -> str:
+    """A schema of our own in the test database, created once per worker."""
+    if "url" in _pg_ready:
+        return _pg_ready["url"]
+    schema = f"pl_{_worker()}"
+    try:
+        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        admin.dispose()
+    except Exception as exc:  # noqa: BLE001 - any connection failure
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI and unreachable at {POSTGRES_URL}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (outside CI): {exc.__class__.__name__}")
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    _pg_ready["url"] = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    return _pg_ready["url"]
+
+
+def _use_database(monkeypatch, url: str) -> None:
+    monkeypatch.setenv("PEERLIFT_DATABASE_URL", url)
+    get_settings.cache_clear()
+    dbmod.dispose_engines()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path, monkeypatch) -> Iterator[str]:
+    """The URL of an empty, fully created database; every test gets its own."""
+    from peerlift.migrate import all_models
+
+    all_models()
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'peerlift.db'}"
+        _use_database(monkeypatch, url)
+        dbmod.Base.metadata.create_all(dbmod.get_engine())
+    else:
+        url = _postgres_url()
+        _use_database(monkeypatch, url)
+        engine = dbmod.get_engine()
+        dbmod.Base.metadata.create_all(engine)
+        names = ", ".join(t.name for t in dbmod.Base.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    yield url
+    dbmod.dispose_engines()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def sqlite_database(tmp_path, monkeypatch) -> Iterator[str]:
+    from peerlift.migrate import all_models
+
+    all_models()
+    url = f"sqlite:///{tmp_path / 'peerlift.db'}"
+    _use_database(monkeypatch, url)
+    dbmod.Base.metadata.create_all(dbmod.get_engine())
+    yield url
+    dbmod.dispose_engines()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def session(database) -> Iterator[Session]:
+    """A unit of work on the test database; commits at the end of the test if not rolled back."""
+    s = dbmod.make_session(dbmod.get_engine(), write=True)
+    yield s
+    s.rollback()
+    s.close()
+
+
+# --- the world -------------------------------------------------------------------------------
+
+@dataclass
+class World:
+    study: object
+    arm_a: object
+    arm_b: object
+    circle: object          # arm A, the main circle of the stories
+    other_circle: object    # arm B
+    coach: object           # facilitates both circles
+    other_coach: object     # facilitator who is not assigned to `circle`
+    alice: object
+    bob: object
+    pat: object             # peer supporter in `circle`
+    carol: object           # participant of arm B
+    clinician: object
+    researcher: object
+    admin: object
+
+
+def build_world(s: Session) -> World:
+    from tests.factories import add_member, create_circle, create_user
+    from peerlift.community.models import CircleRole
+    from peerlift.identity.models import Role
+    from peerlift.research.models import Arm, Study
+
+    study = Study(slug="trial", title="A test trial")
+    s.add(study)
+    s.flush()
+    arm_a, arm_b = Arm(study_id=study.id, slug="a", name="Arm A"), Arm(study_id=study.id, slug="b", name="Arm B")
+    s.add_all([arm_a, arm_b])
+    s.flush()
+    admin = create_user(s, "Ada Admin", Role.admin)
+    coach = create_user(s, "Maya Coach", Role.facilitator)
+    other_coach = create_user(s, "Omar Coach", Role.facilitator)
+    clinician = create_user(s, "Cleo Clinician", Role.clinician)
+    researcher = create_user(s, "Rhea Researcher", Role.researcher)
+    alice = create_user(s, "Alice Archer")
+    bob = create_user(s, "Bob Baker")
+    pat = create_user(s, "Pat Peer")
+    carol = create_user(s, "Carol Chen")
+    circle = create_circle(s, admin, "Morning Movers", arm=arm_a, rules="1. Be kind.")
+    other_circle = create_circle(s, admin, "Stride Crew", arm=arm_b)
+    add_member(s, circle, coach, CircleRole.facilitator)
+    add_member(s, other_circle, coach, CircleRole.facilitator)
+    add_member(s, other_circle, other_coach, CircleRole.facilitator)
+    add_member(s, circle, clinician, CircleRole.clinician)
+    for person in (alice, bob, pat):
+        add_member(s, circle, person)
+    add_member(s, other_circle, carol)
+    from peerlift.community.service import set_member_role
+    from peerlift.policy import circle_access
+
+    set_member_role(s, circle_access(s, coach, circle.id),
+                    circle_access(s, pat, circle.id).membership, CircleRole.peer_supporter)
+    s.flush()
+    return World(study, arm_a, arm_b, circle, other_circle, coach, other_coach, alice, bob, pat, carol,
+                 clinician, researcher, admin)
+
+
+@pytest.fixture
+def world(database) -> World:
+    with dbmod.transaction() as s:
+        return build_world(s)
+
+
+@pytest.fixture
+def app(database):
+    from peerlift.app import create_app
+
+    return create_app()
+
+
+@pytest.fixture
+def client_for(app) -> Iterator:
+    """``client_for(person)``: a signed-in API client of its own (cookies and CSRF header)."""
+    clients: list[TestClient] = []
+
+    def make(person=None) -> TestClient:
+        c = TestClient(app, base_url="http://testserver")
+        clients.append(c)
+        if person is not None:
+            login(c, person)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+@pytest.fixture
+def anon(client_for) -> TestClient:
+    return client_for(None)
+
+
+def login(client: TestClient, person, password: str = PASSWORD) -> dict:
+    response = client.post("/api/v1/auth/login", json={"email": person.email, "password": password})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    client.headers["X-CSRF-Token"] = body["csrf_token"]
+    return body
+
+
+def post(client: TestClient, circle, body: str, **extra):
+    return client.post(f"/api/v1/circles/{circle.id}/posts", json={"body": body, **extra})
+
+
+def assert_error(response, status: int, code: str | None = None, field: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "field"}, body
+    assert body["error"]["message"], body
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    if field is not None:
+        assert body["error"]["field"] == field, body
+    return body["error"]
+
+
+def form_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+class QueryCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{i + 1}. {s}" for i, s in enumerate(self.statements))
+
+
+@contextmanager
+def count_queries() -> Iterator[QueryCounter]:
+    """Count the SQL statements run (BEGIN/COMMIT excluded)."""
+    counter = QueryCounter()
+    engine = dbmod.get_engine()
+
+    def _listen(conn, cursor, statement, parameters, context, executemany):
+        if not statement.strip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA")):
+            counter.statements.append(" ".join(statement.split())[:300])
+
+    event.listen(engine, "before_cursor_execute", _listen)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", _listen)
