@@ -258,3 +258,11 @@ def count_queries() -> Iterator[QueryCounter]:
         yield counter
     finally:
         event.remove(engine, "before_cursor_execute", _listen)
+
+
+def count_rows(model, *where) -> int:
+    """Rows of a table as the database has them now (a fresh unit of work)."""
+    from sqlalchemy import func, select
+
+    with dbmod.transaction(write=False) as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where))

@@ -40,8 +40,9 @@ def _error_page(request: Request, status: int, message: str):
 
 
 def _field_of(loc: tuple) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
-    return ".".join(parts) or None
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie", "form"):
+        loc = loc[1:]
+    return ".".join(str(p) for p in loc) or None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -87,6 +88,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": {"code": "server_error", "message": "Something went wrong on our side.",
                                        "field": None}}, status_code=500)
+
+
+def iter_routes(app: FastAPI):
+    """Every route of the app, looking through included routers."""
+    stack = list(app.router.routes)
+    while stack:
+        route = stack.pop(0)
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            stack[:0] = list(inner.routes)
+        else:
+            yield route
 
 
 def create_app() -> FastAPI:

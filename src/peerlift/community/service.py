@@ -8,6 +8,7 @@ listeners hear of the event after that commit.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 
 from sqlalchemy import delete, func, select, update
@@ -86,8 +87,11 @@ def _members_by_handle(session: Session, space_id: int, handles: set[str]) -> di
 
 
 def _render_with_mentions(session: Session, space_id: int, body: str) -> tuple[str, dict[str, int]]:
-    mentions = _members_by_handle(session, space_id, mentioned_handles(body))
-    return render(body, mentions), mentions
+    """Safe HTML, and the members actually named in it (not those inside code or links)."""
+    candidates = _members_by_handle(session, space_id, mentioned_handles(body))
+    html = render(body, candidates)
+    named = {int(user_id) for user_id in re.findall(r'class="mention" data-user-id="(\d+)"', html)}
+    return html, {handle: user_id for handle, user_id in candidates.items() if user_id in named}
 
 
 def _record_mentions(session: Session, access: CircleAccess, mentions: dict[str, int], *,

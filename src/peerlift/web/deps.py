@@ -3,6 +3,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from peerlift.db import get_engine, make_session
 from peerlift.errors import Forbidden, NotAuthenticated
 from peerlift.identity import service as identity
-from peerlift.identity.models import AuthSession, User
+from peerlift.identity.models import AuthSession, Role, User
 from peerlift.settings import get_settings
 
 SESSION_COOKIE = "peerlift_session"
@@ -42,11 +43,29 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+@dataclass(frozen=True)
+class Viewer:
+    """What pages show of the signed-in person; safe to use after a rollback."""
+
+    id: int
+    email: str
+    handle: str
+    display_name: str
+    pronouns: str
+    bio: str
+    timezone: str
+    role: Role
+    csrf_token: str
+
+
 def get_auth(request: Request, db: DB) -> AuthSession | None:
     if "auth" not in request.state._state:
-        request.state.auth = identity.resolve_session(
-            db, request.cookies.get(SESSION_COOKIE), days=get_settings().session_days
-        )
+        auth = identity.resolve_session(db, request.cookies.get(SESSION_COOKIE), days=get_settings().session_days)
+        request.state.auth = auth
+        if auth is not None:
+            u = auth.user
+            request.state.viewer = Viewer(u.id, u.email, u.handle, u.display_name, u.pronouns, u.bio, u.timezone,
+                                          u.role, auth.csrf_token)
     return request.state.auth
 
 
@@ -72,8 +91,9 @@ def anonymous_csrf_token(request: Request) -> str:
     return token
 
 
-def csrf_token_for(request: Request, auth: AuthSession | None) -> str:
-    return auth.csrf_token if auth else anonymous_csrf_token(request)
+def csrf_token_for(request: Request) -> str:
+    viewer = getattr(request.state, "viewer", None)
+    return viewer.csrf_token if viewer else anonymous_csrf_token(request)
 
 
 async def csrf_protect(request: Request, auth: Annotated[AuthSession | None, Depends(get_auth)]) -> None:

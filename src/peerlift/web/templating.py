@@ -46,12 +46,11 @@ TEMPLATES.env.globals["REACTION_EMOJI"] = REACTION_EMOJI
 def page(request: Request, name: str, context: dict | None = None, status_code: int = 200) -> HTMLResponse:
     from peerlift.web.deps import csrf_token_for
 
-    auth = getattr(request.state, "auth", None)
-    user = auth.user if auth else None
+    user = getattr(request.state, "viewer", None)
     tz = user.timezone if user else "UTC"
     ctx = {
         "user": user,
-        "csrf_token": csrf_token_for(request, auth),
+        "csrf_token": csrf_token_for(request),
         "local": lambda value, fmt="%a %d %b, %H:%M": _local(value, tz, fmt),
         "iso": lambda value: value.isoformat() if value else "",
         "path": request.url.path,

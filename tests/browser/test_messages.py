@@ -1,0 +1,71 @@
+"""Direct messages between a participant and her coach, each in a browser of their own."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import load, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def test_direct_message_to_coach_shows_unread_badge_and_is_read(page: Page, live, second_context) -> None:
+    w = live.world
+    text = "Hi Maya, my knee hurts after the long walks. Should I take a break this week?"
+
+    sign_in(page, live, w.alice)
+    nav = page.get_by_role("navigation", name="Main")
+    load(page, nav.get_by_role("link", name="Messages").click)
+    expect(page).to_have_url(live.at("/messages"))
+    expect(page.get_by_role("heading", name="Messages", level=1)).to_be_visible()
+    expect(page.get_by_text("No conversations yet.")).to_be_visible()
+
+    page.get_by_label("With").select_option(label=w.coach.display_name)
+    load(page, page.get_by_role("button", name="Open").click)
+
+    expect(page).to_have_url(re.compile(r"/messages/\d+$"))
+    expect(page.get_by_role("heading", name=w.coach.display_name, level=1)).to_be_visible()
+    expect(page.get_by_text("No messages yet.")).to_be_visible()
+    page.get_by_label("Message").fill(text)
+    load(page, page.get_by_role("button", name="Send").click)
+
+    expect(page).to_have_url(re.compile(r"/messages/\d+#message-\d+$"))
+    mine = page.locator("ol.messages li.message.mine")
+    expect(mine).to_have_count(1)
+    expect(mine.locator(".body")).to_have_text(text)
+    expect(mine.locator(".meta")).to_contain_text("You")
+    expect(page.get_by_label("Message")).to_have_value("")
+
+    # The coach signs in on her own device.
+    coach_page = second_context().new_page()
+    sign_in(coach_page, live, w.coach)
+    coach_nav = coach_page.get_by_role("navigation", name="Main")
+    messages_link = coach_nav.get_by_role("link", name=re.compile(r"^Messages"))
+    expect(messages_link.locator(".badge")).to_have_text("1")
+    expect(messages_link.get_by_label("1 unread")).to_be_visible()
+
+    load(coach_page, messages_link.click)
+    conversation = coach_page.locator("ul.conversations li").filter(has_text=w.alice.display_name)
+    expect(conversation.locator(".badge")).to_have_text("1 new")
+    expect(conversation.locator(".meta")).to_contain_text("my knee hurts")
+
+    load(coach_page, conversation.get_by_role("link", name=w.alice.display_name).click)
+    expect(coach_page.get_by_role("heading", name=w.alice.display_name, level=1)).to_be_visible()
+    theirs = coach_page.locator("ol.messages li.message:not(.mine)")
+    expect(theirs).to_have_count(1)
+    expect(theirs.locator(".body")).to_have_text(text)
+    expect(theirs.locator(".meta")).to_contain_text(w.alice.display_name)
+
+    # Read: the badge is gone on the next page, and the conversation is no longer new.
+    load(coach_page, coach_page.get_by_role("link", name="← Messages").click)
+    expect(coach_nav.get_by_role("link", name="Messages", exact=True)).to_be_visible()
+    expect(coach_nav.locator(".badge")).to_have_count(0)
+    expect(coach_page.locator("ul.conversations li").filter(has_text=w.alice.display_name)
+           .locator(".badge")).to_have_count(0)
+
+    # Alice has no unread message of her own: she wrote it.
+    load(page, page.reload)
+    expect(page.get_by_role("navigation", name="Main").locator(".badge")).to_have_count(0)

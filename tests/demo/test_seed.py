@@ -1,0 +1,56 @@
+"""The demo study seeds once, believably, through the product's own services."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from peerlift import db as dbmod
+from peerlift.community.models import Comment, Conversation, Membership, Message, Poll, PollVote, Post, Reaction, Space
+from peerlift.demo import seed as demo
+from peerlift.events import Event
+from peerlift.identity.models import User
+from peerlift.research.models import Arm, Study
+
+
+def test_demo_seed(sqlite_database, monkeypatch):
+    with dbmod.transaction() as s:
+        assert demo.seed(s) is True
+    with dbmod.transaction(write=False) as s:
+        study = s.scalar(select(Study).where(Study.slug == "demo"))
+        assert study is not None and s.scalar(select(func.count(Arm.id))) == 2
+        circles = s.scalars(select(Space).order_by(Space.id)).all()
+        assert len(circles) == 2 and all(c.arm_id for c in circles)
+        members = lambda circle: set(s.scalars(  # noqa: E731
+            select(User.email).join(Membership, Membership.user_id == User.id)
+            .where(Membership.space_id == circle.id, Membership.role.in_(["member", "peer_supporter"]))))
+        assert members(circles[0]) == {f"p{n:02d}@demo.test" for n in range(1, 13)}
+        assert members(circles[1]) == {f"p{n:02d}@demo.test" for n in range(13, 25)}
+        for email in ("coach@demo.test", "clinician@demo.test", "researcher@demo.test", "admin@demo.test"):
+            assert s.scalar(select(User.id).where(User.email == email))
+        assert s.scalar(select(func.count(Post.id))) >= 30
+        assert s.scalar(select(func.count(Comment.id))) >= 60
+        assert s.scalar(select(func.count(Reaction.id))) >= 100
+        assert s.scalar(select(func.count(Poll.id))) >= 1 and s.scalar(select(func.count(PollVote.id))) >= 5
+        assert s.scalar(select(func.count(Conversation.id))) >= 5 and s.scalar(select(func.count(Message.id))) >= 10
+        first, last = s.execute(select(func.min(Post.created_at), func.max(Post.created_at))).one()
+        span = (last - first).days
+        assert 10 <= span <= 14, span
+        assert last <= dbmod.utcnow()
+        assert s.scalar(select(func.count(Event.id))) > 400  # every write was measured
+    with dbmod.transaction() as s:
+        assert demo.seed(s) is False  # running it again reuses what exists
+
+
+def test_demo_logins_work(sqlite_database):
+    from fastapi.testclient import TestClient
+
+    from peerlift.app import create_app
+
+    with dbmod.transaction() as s:
+        demo.seed(s)
+    client = TestClient(create_app())
+    for email, _role in demo.logins():
+        response = client.post("/api/v1/auth/login", json={"email": email, "password": demo.PASSWORD})
+        assert response.status_code == 200, email
+    circles = client.get("/api/v1/circles")
+    assert circles.status_code == 200
