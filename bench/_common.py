@@ -44,7 +44,8 @@ VENV_BIN = ROOT / ".venv" / "bin"
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
-console = Console()
+# Wide enough for the result tables when the output is a file or a pipe (make bench | tee ...).
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 # Make ``import peerlift`` work even when run with a python that has the package only in src/.
 if str(ROOT / "src") not in sys.path:

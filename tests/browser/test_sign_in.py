@@ -70,3 +70,16 @@ def test_keyboard_tab_order_on_sign_in_page(page: Page, live) -> None:
     for target in order:
         page.keyboard.press("Tab")
         expect(target).to_be_focused()
+
+
+def test_signed_out_link_to_a_circle_leads_there_after_sign_in(page: Page, live) -> None:
+    w = live.world
+    load(page, live.circle_url)
+    expect(page).to_have_url(re.compile(rf"/login\?next=/circles/{w.circle.id}$"))
+
+    page.get_by_label("Email address").fill(w.alice.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    load(page, page.get_by_role("button", name="Sign in").click)
+
+    expect(page).to_have_url(live.circle_url)
+    expect(page.get_by_role("heading", name="Welcome to Morning Movers")).to_be_visible()
