@@ -266,3 +266,55 @@ def count_rows(model, *where) -> int:
 
     with dbmod.transaction(write=False) as s:
         return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+# --- a real server, for streams and browsers ---------------------------------------------------
+
+class LiveServer:
+    def __init__(self, app) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app, monkeypatch) -> Iterator[LiveServer]:
+    monkeypatch.setenv("PEERLIFT_STREAM_KEEPALIVE_SECONDS", "0.5")
+    get_settings.cache_clear()
+    with LiveServer(app) as server:
+        yield server
+
+
+def http_login(base_url: str, person, password: str = PASSWORD):
+    """An httpx client signed in against a real server."""
+    import httpx
+
+    client = httpx.Client(base_url=base_url, timeout=10)
+    response = client.post("/api/v1/auth/login", json={"email": person.email, "password": password})
+    assert response.status_code == 200, response.text
+    client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+    return client

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -103,12 +104,28 @@ def iter_routes(app: FastAPI):
 
 
 def create_app() -> FastAPI:
+    from peerlift.delivery import stream as stream_api
     from peerlift.community import api as community_api
     from peerlift.community import pages as community_pages
     from peerlift.identity import api as identity_api
     from peerlift.identity import pages as identity_pages
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        from peerlift.delivery.dispatch import Dispatcher
+        from peerlift.delivery.hub import hub
+        from peerlift.settings import get_settings
+
+        dispatcher = Dispatcher(hub)
+        dispatcher.start(get_settings().redis_url)
+        _app.state.dispatcher = dispatcher
+        try:
+            yield
+        finally:
+            dispatcher.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="peerlift",
         version=__version__,
         description="Private peer circles for health: posts, comments, reactions, polls, direct messages.",
@@ -130,6 +147,6 @@ def create_app() -> FastAPI:
         return response
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
-    for module in (identity_api, community_api, identity_pages, community_pages):
+    for module in (identity_api, community_api, stream_api, identity_pages, community_pages):
         app.include_router(module.router)
     return app

@@ -147,6 +147,7 @@ def on_commit(session: Session, fn: Callable[[], None]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    session.info.pop("event_lock", None)
     callbacks = session.info.pop("after_commit", [])
     for fn in callbacks:
         fn()
@@ -155,6 +156,7 @@ def _run_after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_after_rollback(session: Session, _previous) -> None:
     session.info.pop("after_commit", None)
+    session.info.pop("event_lock", None)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from peerlift.db import Base, UTCDateTime, on_commit, utcnow
@@ -40,6 +40,19 @@ class Event(Base):
     object_type: Mapped[str] = mapped_column(String(32), default="")
     object_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+EVENT_ORDER_LOCK = 7_301_104  # an arbitrary constant naming the advisory lock
+
+# Events that travel on the live stream; the rest are engagement records only.
+LIVE_KINDS = frozenset({
+    "post.created", "post.edited", "post.deleted", "post.pinned", "post.unpinned",
+    "comment.created", "comment.edited", "comment.deleted",
+    "reaction.added", "reaction.removed", "poll.voted",
+    "member.joined", "member.role_changed",
+    "conversation.opened", "message.created", "conversation.read",
+    "notification.created", "notifications.read",
+})
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,12 @@ def publish(
     object_id: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> Event:
+    if session.get_bind().dialect.name == "postgresql" and not session.info.get("event_lock"):
+        # Ids must commit in the order they are handed out, or a client resuming from
+        # Last-Event-ID could skip an event that committed late. One short lock per
+        # writing transaction keeps the order on PostgreSQL (SQLite writers are serial).
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_ORDER_LOCK})
+        session.info["event_lock"] = True
     event = Event(
         kind=kind,
         actor_id=actor_id,

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     post_max_chars: int = Field(10_000, ge=100, le=100_000)
     feed_page_size: int = Field(20, ge=5, le=100)
     sql_echo: bool = False
+    redis_url: str | None = Field(None, description="redis://host:6379/0: fan-out of live events between processes")
+    stream_keepalive_seconds: float = Field(15.0, gt=0, le=300, description="Keep-alive comment interval on streams")
 
     @field_validator("default_timezone")
     @classmethod

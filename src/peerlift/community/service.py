@@ -478,7 +478,7 @@ def open_conversation(session: Session, sender: User, recipient: User) -> Conver
         session.flush()
         publish(session, "conversation.opened", Audience(conversation_id=conversation.id), actor_id=sender.id,
                 object_type="conversation", object_id=conversation.id,
-                data={"conversation_id": conversation.id})
+                data={"conversation_id": conversation.id, "user_ids": [low, high]})
     return conversation
 
 
@@ -508,4 +508,10 @@ def _mark_conversation_read(conversation: Conversation, user_id: int, message_id
 
 
 def mark_conversation_read(session: Session, user: User, conversation: Conversation) -> None:
+    read = conversation.low_last_read_id if user.id == conversation.user_low_id else conversation.high_last_read_id
+    if read >= conversation.last_message_id:
+        return
     _mark_conversation_read(conversation, user.id, conversation.last_message_id)
+    publish(session, "conversation.read", Audience(user_id=user.id), actor_id=user.id,
+            object_type="conversation", object_id=conversation.id,
+            data={"conversation_id": conversation.id, "message_id": conversation.last_message_id})
