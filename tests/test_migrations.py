@@ -32,4 +32,4 @@ def test_migrating_twice_changes_nothing(database):
     upgrade(database)
     upgrade(database)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"

@@ -105,6 +105,8 @@ def iter_routes(app: FastAPI):
 
 def create_app() -> FastAPI:
     from peerlift.delivery import stream as stream_api
+    from peerlift.notify import api as notify_api
+    from peerlift.notify import pages as notify_pages
     from peerlift.community import api as community_api
     from peerlift.community import pages as community_pages
     from peerlift.identity import api as identity_api
@@ -116,12 +118,18 @@ def create_app() -> FastAPI:
         from peerlift.delivery.hub import hub
         from peerlift.settings import get_settings
 
+        from peerlift.delivery.scheduler import start_in_thread
+
+        settings = get_settings()
         dispatcher = Dispatcher(hub)
-        dispatcher.start(get_settings().redis_url)
+        dispatcher.start(settings.redis_url)
         _app.state.dispatcher = dispatcher
+        worker = start_in_thread() if settings.run_worker else None
         try:
             yield
         finally:
+            if worker is not None:
+                worker.stop()
             dispatcher.stop()
 
     app = FastAPI(
@@ -147,6 +155,7 @@ def create_app() -> FastAPI:
         return response
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
-    for module in (identity_api, community_api, stream_api, identity_pages, community_pages):
+    for module in (identity_api, community_api, stream_api, notify_api, identity_pages, community_pages,
+                   notify_pages):
         app.include_router(module.router)
     return app

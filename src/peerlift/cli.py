@@ -45,16 +45,55 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only)")] = 1,
+    scheduler: Annotated[bool, typer.Option(help="Run a scheduler worker in this process")] = True,
 ) -> None:
-    """Serve the web app and the JSON API."""
+    """Serve the web app, the JSON API and the live stream."""
     import uvicorn
 
+    if not scheduler:
+        os.environ["PEERLIFT_RUN_WORKER"] = "false"
     settings = _settings()
     if workers > 1 and settings.database_url.startswith("sqlite"):
         console.print("[red]Several processes need PostgreSQL (PEERLIFT_DATABASE_URL).[/red]")
         raise typer.Exit(2)
     uvicorn.run("peerlift.app:create_app", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=True, log_level="info")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker threads in this process")] = 1,
+    batch: Annotated[int, typer.Option(help="Rows claimed per transaction")] = 50,
+    once: Annotated[bool, typer.Option(help="Run until nothing is due, then exit")] = False,
+) -> None:
+    """Run scheduler workers: claim due deliveries and perform them."""
+    import logging
+    import signal
+    import threading
+
+    from peerlift.delivery.scheduler import Worker
+
+    _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    workers = [Worker(batch=batch) for _ in range(concurrency)]
+    if once:
+        total = 0
+        while (took := sum(w.run_once() for w in workers)) > 0:
+            total += took
+        console.print(f"Delivered or retried {total} due items.")
+        return
+    threads = [threading.Thread(target=w.run_forever, daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    console.print(f"{concurrency} worker(s) running; Ctrl-C to stop.")
+    stop.wait()
+    for w in workers:
+        w.stop()
+    for t in threads:
+        t.join(timeout=10)
 
 
 @app.command()

@@ -26,6 +26,31 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="redis://host:6379/0: fan-out of live events between processes")
     stream_keepalive_seconds: float = Field(15.0, gt=0, le=300, description="Keep-alive comment interval on streams")
 
+    smtp_url: str | None = Field(
+        None, description="smtp://user:pass@host:587?starttls=true or smtps://host:465; unset: email goes to the log")
+    mail_from: str = Field("peerlift <no-reply@peerlift.invalid>", description="From address of every email")
+    run_worker: bool = Field(True, description="Run a scheduler worker inside `peerlift serve`")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"PEERLIFT_SMTP_URL is not a valid URL: {exc}") from exc
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError("PEERLIFT_SMTP_URL must start with smtp:// or smtps://")
+        if not parts.hostname:
+            raise ValueError("PEERLIFT_SMTP_URL names no host")
+        if port is not None and not 0 < port < 65536:
+            raise ValueError("PEERLIFT_SMTP_URL has a port out of range")
+        return value
+
     @field_validator("default_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:

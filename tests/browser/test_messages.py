@@ -69,3 +69,25 @@ def test_direct_message_to_coach_shows_unread_badge_and_is_read(page: Page, live
     # Alice has no unread message of her own: she wrote it.
     load(page, page.reload)
     expect(page.get_by_role("navigation", name="Main").locator(".badge")).to_have_count(0)
+
+
+def test_opening_a_conversation_clears_the_unread_badge_on_that_page(page: Page, live, second_context) -> None:
+    """The coach opens Alice's message and reads it; the Messages link of that very page must not
+    still announce "1 unread" (there is nothing else unread)."""
+    w = live.world
+    sign_in(page, live, w.alice)
+    load(page, live.at("/messages"))
+    page.get_by_label("With").select_option(label=w.coach.display_name)
+    load(page, page.get_by_role("button", name="Open").click)
+    page.get_by_label("Message").fill("Thanks for the session today!")
+    load(page, page.get_by_role("button", name="Send").click)
+
+    coach_page = second_context().new_page()
+    sign_in(coach_page, live, w.coach)
+    nav = coach_page.get_by_role("navigation", name="Main")
+    expect(nav.locator(".badge")).to_have_text("1")
+    load(coach_page, nav.get_by_role("link", name=re.compile(r"^Messages")).click)
+    load(coach_page, coach_page.get_by_role("link", name=w.alice.display_name).click)
+
+    expect(coach_page.locator("ol.messages li.message .body")).to_have_text("Thanks for the session today!")
+    expect(nav.locator(".badge")).to_have_count(0)

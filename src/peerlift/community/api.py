@@ -130,7 +130,7 @@ def create_invitation(circle_id: int, body: InvitationIn, db: DB, user: CurrentU
         raise Forbidden("Only the circle's facilitators can invite people.")
     token, invitation = identity.create_invitation(db, space_id=circle_id, created_by=user,
                                                    days_valid=body.days_valid, max_uses=body.max_uses,
-                                                   note=body.note)
+                                                   note=body.note, email=body.email)
     return InvitationOut(id=invitation.id, circle_id=circle_id, token=token,
                          url=f"{get_settings().base_url.rstrip('/')}/join/{token}",
                          expires_at=invitation.expires_at, max_uses=invitation.max_uses)

@@ -41,17 +41,12 @@ def _back(target: str | None, fallback: str) -> RedirectResponse:
     return RedirectResponse(fallback, status_code=303)
 
 
-def _nav_counts(db, user) -> dict:
-    return {"dm_unread": queries.unread_message_total(db, user)}
-
-
 # --- circles ------------------------------------------------------------------------------
 
 @router.get("/circles")
 def circles(request: Request, db: DB, user: CurrentUser):
     return page(request, "circles.html", {"circles": queries.my_circles(db, user),
-                                          "can_create": user.role in CAN_CREATE_CIRCLE_ROLES,
-                                          **_nav_counts(db, user)})
+                                          "can_create": user.role in CAN_CREATE_CIRCLE_ROLES})
 
 
 @router.get("/circles/new")
@@ -86,7 +81,7 @@ def _feed_page(request: Request, db, user, access, *, before: int | None, error:
     feed = queries.feed(db, access, before=before, limit=get_settings().feed_page_size)
     return page(request, "circle.html", {
         "circle": access.space, "access": access, "feed": feed, "before": before,
-        "error": error, "draft": draft or {}, **_nav_counts(db, user),
+        "error": error, "draft": draft or {},
     }, status_code=status)
 
 
@@ -176,19 +171,22 @@ def invitations(request: Request, circle_id: int, db: DB, user: CurrentUser):
 @router.post("/circles/{circle_id}/invitations")
 def create_invitation(request: Request, circle_id: int, db: DB, user: CurrentUser,
                       days_valid: Annotated[int, Form()] = 7, max_uses: Annotated[int, Form()] = 30,
-                      note: Annotated[str, Form(max_length=200)] = ""):
+                      note: Annotated[str, Form(max_length=200)] = "",
+                      email: Annotated[str, Form(max_length=254)] = ""):
     access = circle_access(db, user, circle_id)
     if not access.can_invite:
         raise Forbidden("Only the circle's facilitators can invite people.")
     try:
         token, invitation = identity.create_invitation(db, space_id=circle_id, created_by=user,
-                                                       days_valid=days_valid, max_uses=max_uses, note=note)
+                                                       days_valid=days_valid, max_uses=max_uses, note=note,
+                                                       email=email.strip() or None)
     except PeerliftError as exc:
         db.rollback()
         return page(request, "invite.html", {"circle": access.space, "link": None, "error": exc.message},
                     status_code=exc.status_code)
     link = f"{get_settings().base_url.rstrip('/')}/join/{token}"
-    return page(request, "invite.html", {"circle": access.space, "link": link, "invitation": invitation})
+    return page(request, "invite.html", {"circle": access.space, "link": link, "invitation": invitation,
+                                         "emailed": email.strip()})
 
 
 # --- posts ------------------------------------------------------------------------------------
@@ -198,8 +196,7 @@ def _post_page(request: Request, db, user, access, post, *, error: str | None = 
     return page(request, "post.html", {
         "circle": access.space, "access": access, "post": queries.post_view(db, access, post),
         "comments": queries.comments(db, access, post), "error": error, "draft": draft,
-        **_nav_counts(db, user),
-    }, status_code=status)
+            }, status_code=status)
 
 
 @router.get("/posts/{post_id}")
@@ -332,8 +329,7 @@ def vote(poll_id: int, db: DB, user: CurrentUser, option_ids: Annotated[list[int
 @router.get("/messages")
 def conversations(request: Request, db: DB, user: CurrentUser):
     return page(request, "messages.html", {"conversations": queries.conversations(db, user),
-                                           "partners": queries.message_partners(db, user),
-                                           **_nav_counts(db, user)})
+                                           "partners": queries.message_partners(db, user)})
 
 
 @router.post("/messages")
@@ -348,7 +344,7 @@ def _conversation_page(request, db, user, conversation, *, before=None, error=No
     other_id = conversation.user_high_id if conversation.user_low_id == user.id else conversation.user_low_id
     return page(request, "conversation.html", {
         "conversation": conversation, "other": db.get(User, other_id), "messages": views, "cursor": cursor,
-        "error": error, "draft": draft, **_nav_counts(db, user),
+        "error": error, "draft": draft,
     }, status_code=status)
 
 

@@ -66,6 +66,7 @@ class InvitationIn(_In):
     days_valid: int = Field(7, description="1 to 90")
     max_uses: int = Field(30, description="1 to 500")
     note: str = Field("", max_length=200)
+    email: str | None = Field(None, max_length=254, description="Also send the link to this address")
 
 
 class InvitationOut(_Out):

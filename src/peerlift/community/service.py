@@ -38,6 +38,8 @@ from peerlift.errors import Conflict, Forbidden, InvalidInput, NotFound
 from peerlift.events import Audience, publish
 from peerlift.identity import service as identity
 from peerlift.identity.models import Invitation, Role, User
+from peerlift.notify.models import Kind
+from peerlift.notify.service import notify
 from peerlift.policy import (
     CAN_CREATE_CIRCLE_ROLES,
     CircleAccess,
@@ -106,6 +108,12 @@ def _record_mentions(session: Session, access: CircleAccess, mentions: dict[str,
         publish(session, "mention.created", Audience(user_id=user_id), actor_id=access.user.id,
                 object_type="post" if post_id else "comment", object_id=post_id or comment_id,
                 data={"circle_id": access.space.id, "post_id": post_id, "comment_id": comment_id})
+        notify(session, user_id=user_id, kind=Kind.mention, actor_id=access.user.id, space_id=access.space.id,
+               post_id=post_id if post_id is not None else _post_of(session, comment_id), comment_id=comment_id)
+
+
+def _post_of(session: Session, comment_id: int | None) -> int | None:
+    return session.scalar(select(Comment.post_id).where(Comment.id == comment_id)) if comment_id else None
 
 
 # --- circles and memberships --------------------------------------------------------------
@@ -367,11 +375,29 @@ def create_comment(session: Session, access: CircleAccess, post: Post, body: str
     session.flush()
     session.refresh(post, ["comment_count"])
     _record_mentions(session, access, mentions, comment_id=comment.id)
+    _notify_replies(session, access, post, comment, parent_id)
     publish(session, "comment.created", Audience(space_id=access.space.id), actor_id=access.user.id,
             object_type="comment", object_id=comment.id,
             data={"circle_id": access.space.id, "post_id": post.id, "comment_id": comment.id,
                   "parent_id": parent_id, "post_author_id": post.author_id, "length": len(body)})
     return comment
+
+
+def _notify_replies(session: Session, access: CircleAccess, post: Post, comment: Comment,
+                    parent_id: int | None) -> None:
+    """The author of the post (and of the comment replied to) hear of it; a facilitator's
+    comment on a participant's post is an answer from their coach."""
+    told: set[int] = set()
+    targets = [post.author_id]
+    if parent_id is not None:
+        targets.append(session.scalar(select(Comment.author_id).where(Comment.id == parent_id)))
+    for target in targets:
+        if target in told or target == access.user.id:
+            continue
+        told.add(target)
+        kind = Kind.facilitator_answer if access.is_facilitator and target == post.author_id else Kind.reply
+        notify(session, user_id=target, kind=kind, actor_id=access.user.id, space_id=access.space.id,
+               post_id=post.id, comment_id=comment.id)
 
 
 def edit_comment(session: Session, access: CircleAccess, comment: Comment, body: str) -> Comment:
@@ -428,6 +454,9 @@ def set_reaction(session: Session, access: CircleAccess, *, kind: str, on: bool,
     session.flush()
     post_id = post.id if post is not None else comment.post_id
     author_id = post.author_id if post is not None else comment.author_id
+    if on and post is not None:
+        notify(session, user_id=author_id, kind=Kind.reaction, actor_id=access.user.id, space_id=access.space.id,
+               post_id=post.id)
     publish(session, "reaction.added" if on else "reaction.removed", Audience(space_id=access.space.id),
             actor_id=access.user.id, object_type="post" if post is not None else "comment",
             object_id=post.id if post is not None else comment.id,
@@ -497,6 +526,7 @@ def send_message(session: Session, sender: User, conversation: Conversation, bod
             object_type="message", object_id=message.id,
             data={"conversation_id": conversation.id, "message_id": message.id, "recipient_id": other_id,
                   "length": len(body)})
+    notify(session, user_id=other_id, kind=Kind.message, actor_id=sender.id, conversation_id=conversation.id)
     return message
 
 

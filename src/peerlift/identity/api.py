@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from peerlift.errors import responses
 from peerlift.identity import service
-from peerlift.identity.schemas import LoginIn, MeOut, ProfileIn, SessionOut, SignupIn, UserOut
+from peerlift.identity.schemas import ForgotIn, LoginIn, MeOut, ProfileIn, ResetIn, SessionOut, SignupIn, UserOut
 from peerlift.policy import visible_user
 from peerlift.settings import get_settings
 from peerlift.web.deps import DB, CurrentUser, client_ip, get_auth
@@ -47,6 +47,19 @@ def logout(request: Request, response: Response, db: DB, user: CurrentUser) -> R
     response = Response(status_code=204)
     clear_session_cookie(response)
     return response
+
+
+@router.post("/auth/password/forgot", status_code=202, responses=responses(422))
+def forgot_password(body: ForgotIn, request: Request, db: DB) -> Response:
+    """Emails a reset link when an account has this address; the answer is the same either way."""
+    service.request_password_reset(db, body.email, ip=client_ip(request))
+    return Response(status_code=202)
+
+
+@router.post("/auth/password/reset", status_code=204, responses=responses(404, 410, 422))
+def reset_password(body: ResetIn, request: Request, db: DB) -> Response:
+    service.reset_password(db, body.token, body.password, ip=client_ip(request))
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=MeOut, responses=responses(401))

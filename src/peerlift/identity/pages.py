@@ -40,10 +40,10 @@ def home(user: OptionalUser):
 
 
 @router.get("/login")
-def login_form(request: Request, user: OptionalUser, next: str | None = None):
+def login_form(request: Request, user: OptionalUser, next: str | None = None, reset: int = 0):
     if user:
         return RedirectResponse(_safe_next(next), status_code=303)
-    return page(request, "login.html", {"next": _safe_next(next), "email": ""})
+    return page(request, "login.html", {"next": _safe_next(next), "email": "", "reset": bool(reset)})
 
 
 @router.post("/login")
@@ -118,3 +118,31 @@ def join(request: Request, token: str, db: DB,
             "form": {"email": email, "display_name": display_name, "pronouns": pronouns, "timezone": timezone},
         }, status_code=exc.status_code)
     return _signed_in(request, db, user, f"/circles/{membership.space_id}")
+
+
+@router.get("/password/forgot")
+def forgot_form(request: Request):
+    return page(request, "password_forgot.html", {"sent": False})
+
+
+@router.post("/password/forgot")
+def forgot(request: Request, db: DB, email: Annotated[str, Form(max_length=254)] = ""):
+    service.request_password_reset(db, email, ip=client_ip(request))
+    return page(request, "password_forgot.html", {"sent": True})
+
+
+@router.get("/password/reset/{token}")
+def reset_form(request: Request, token: str):
+    return page(request, "password_reset.html", {"token": token})
+
+
+@router.post("/password/reset/{token}")
+def reset(request: Request, token: str, db: DB, password: Annotated[str, Form(max_length=256)] = ""):
+    try:
+        service.reset_password(db, token, password, ip=client_ip(request))
+    except PeerliftError as exc:
+        db.rollback()
+        return page(request, "password_reset.html", {"token": token, "error": exc.message}, status_code=exc.status_code)
+    response = RedirectResponse("/login?reset=1", status_code=303)
+    clear_session_cookie(response)
+    return response

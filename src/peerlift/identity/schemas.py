@@ -50,3 +50,14 @@ class MeOut(UserOut):
 class SessionOut(BaseModel):
     user: MeOut
     csrf_token: str
+
+
+class ForgotIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(max_length=254)
+
+
+class ResetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(max_length=128)
+    password: str = Field(max_length=256)

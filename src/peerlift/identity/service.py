@@ -225,11 +225,13 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
 # --- invitations -----------------------------------------------------------------------
 
 def create_invitation(session: Session, *, space_id: int, created_by: User, days_valid: int,
-                      max_uses: int, note: str = "") -> tuple[str, Invitation]:
+                      max_uses: int, note: str = "", email: str | None = None) -> tuple[str, Invitation]:
     if not 1 <= days_valid <= 90:
         raise InvalidInput("An invitation is valid for 1 to 90 days.", field="days_valid")
     if not 1 <= max_uses <= 500:
         raise InvalidInput("An invitation allows 1 to 500 sign-ups.", field="max_uses")
+    if email:
+        email = normalise_email(email)
     token = secrets.token_urlsafe(24)
     invitation = Invitation(
         token_hash=token_hash(token),
@@ -244,6 +246,11 @@ def create_invitation(session: Session, *, space_id: int, created_by: User, days
     audit(session, created_by.id, "invitation.created", "space", space_id, detail=f"invitation {invitation.id}")
     publish(session, "invitation.created", Audience(space_id=space_id), actor_id=created_by.id,
             object_type="invitation", object_id=invitation.id)
+    if email:
+        from peerlift.delivery.scheduler import schedule
+
+        schedule(session, "email.invitation", {"to": email, "token": token, "inviter": created_by.display_name},
+                 due_at=utcnow(), dedupe_key=f"invitation:{invitation.id}:{email}")
     return token, invitation
 
 
@@ -265,3 +272,48 @@ def find_invitation(session: Session, token: str, *, for_update: bool = False) -
 def revoke_invitation(session: Session, invitation: Invitation, actor: User) -> None:
     invitation.revoked_at = utcnow()
     audit(session, actor.id, "invitation.revoked", "invitation", invitation.id)
+
+
+# --- password reset --------------------------------------------------------------------------
+
+RESET_VALID = dt.timedelta(hours=1)
+
+
+def request_password_reset(session: Session, email: str, ip: str = "") -> None:
+    """Email a reset link if an account has this address. Says nothing either way."""
+    from peerlift.delivery.scheduler import schedule
+    from peerlift.identity.models import PasswordReset
+
+    user = session.scalar(select(User).where(User.email == email.strip().lower(), User.is_active.is_(True)))
+    if user is None:
+        return
+    token = secrets.token_urlsafe(32)
+    reset = PasswordReset(token_hash=token_hash(token), user_id=user.id, expires_at=utcnow() + RESET_VALID)
+    session.add(reset)
+    session.flush()
+    audit(session, user.id, "password.reset_requested", "user", user.id, ip=ip)
+    schedule(session, "email.password_reset", {"to": user.email, "token": token}, due_at=utcnow(),
+             dedupe_key=f"password_reset:{reset.id}")
+
+
+def reset_password(session: Session, token: str, new_password: str, ip: str = "") -> User:
+    from peerlift.identity.models import PasswordReset
+
+    reset = session.scalar(select(PasswordReset).where(PasswordReset.token_hash == token_hash(token)).with_for_update())
+    if reset is None:
+        raise NotFound("This reset link is not valid.", field="token", code="reset_not_found")
+    if reset.used_at is not None:
+        raise InvitationUnusable("This reset link was used already. Ask for a new one.", field="token",
+                                 code="reset_used")
+    if reset.expires_at <= utcnow():
+        raise InvitationUnusable("This reset link has expired. Ask for a new one.", field="token",
+                                 code="reset_expired")
+    check_password_rules(new_password)
+    user = session.get(User, reset.user_id)
+    user.password_hash = hash_password(new_password)
+    reset.used_at = utcnow()
+    session.execute(AuthSession.__table__.delete().where(AuthSession.user_id == user.id))
+    audit(session, user.id, "password.reset", "user", user.id, ip=ip)
+    publish(session, "password.reset", Audience(user_id=user.id), actor_id=user.id, object_type="user",
+            object_id=user.id)
+    return user

@@ -20,7 +20,8 @@ ANON_CSRF_COOKIE = "peerlift_csrf"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # JSON-only sign-in routes: a cross-site form cannot send application/json, and the
 # caller has no token yet. Everything else that writes needs the token.
-CSRF_EXEMPT = {"/api/v1/auth/login", "/api/v1/auth/signup"}
+CSRF_EXEMPT = {"/api/v1/auth/login", "/api/v1/auth/signup", "/api/v1/auth/password/forgot",
+               "/api/v1/auth/password/reset"}
 
 
 def get_db(request: Request) -> Iterator[Session]:

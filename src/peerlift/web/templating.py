@@ -43,6 +43,20 @@ TEMPLATES.env.globals["REACTIONS"] = REACTIONS
 TEMPLATES.env.globals["REACTION_EMOJI"] = REACTION_EMOJI
 
 
+def _nav_counts(user_id: int) -> dict[str, int]:
+    """The badges of the navigation bar: unread messages and notifications."""
+    from sqlalchemy import select
+
+    from peerlift.community.queries import unread_message_total
+    from peerlift.db import get_engine, make_session
+    from peerlift.identity.models import User
+    from peerlift.notify.service import unread_count
+
+    with make_session(get_engine()) as s:
+        user = s.scalar(select(User).where(User.id == user_id))
+        return {"messages": unread_message_total(s, user), "notifications": unread_count(s, user_id)}
+
+
 def page(request: Request, name: str, context: dict | None = None, status_code: int = 200) -> HTMLResponse:
     from peerlift.web.deps import csrf_token_for
 
@@ -55,5 +69,7 @@ def page(request: Request, name: str, context: dict | None = None, status_code: 
         "iso": lambda value: value.isoformat() if value else "",
         "path": request.url.path,
     }
+    if user is not None and "nav" not in (context or {}):
+        ctx["nav"] = _nav_counts(user.id)
     ctx.update(context or {})
     return TEMPLATES.TemplateResponse(request, name, ctx, status_code=status_code)

@@ -1,0 +1,90 @@
+"""Reads of the notification centre: a person's own notifications, as sentences and links."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from peerlift.community.models import Space
+from peerlift.errors import InvalidInput
+from peerlift.identity.models import User
+from peerlift.notify.models import DEFAULT_CHANNELS, Channel, Kind, Notification, Preference
+from peerlift.notify.service import settings_for, unread_count
+
+
+@dataclass
+class NotificationView:
+    id: int
+    kind: str
+    text: str
+    link: str
+    actor_name: str | None
+    circle_name: str | None
+    created_at: dt.datetime
+    read: bool
+
+
+def _sentence(kind: Kind, actor: str, circle: str | None, text: str) -> str:
+    where = f" in {circle}" if circle else ""
+    return {
+        Kind.mention: f"{actor} mentioned you{where}",
+        Kind.reply: f"{actor} replied to you{where}",
+        Kind.reaction: f"{actor} reacted to your post{where}",
+        Kind.message: f"{actor} sent you a message",
+        Kind.facilitator_answer: f"{actor}, your coach, answered your post{where}",
+        Kind.prompt: text or "A message from your programme",
+    }[kind]
+
+
+def _link(n: Notification) -> str:
+    if n.conversation_id:
+        return f"/messages/{n.conversation_id}"
+    if n.post_id:
+        return f"/posts/{n.post_id}" + (f"#comment-{n.comment_id}" if n.comment_id else "")
+    if n.space_id:
+        return f"/circles/{n.space_id}"
+    return "/notifications"
+
+
+def notifications(session: Session, user: User, *, before: int | None = None,
+                  limit: int = 30) -> tuple[list[NotificationView], int | None]:
+    if not 1 <= limit <= 100:
+        raise InvalidInput("limit is between 1 and 100.", field="limit")
+    actor = aliased(User)
+    query = (select(Notification, actor.display_name, Space.name)
+             .outerjoin(actor, actor.id == Notification.actor_id)
+             .outerjoin(Space, Space.id == Notification.space_id)
+             .where(Notification.user_id == user.id)
+             .order_by(Notification.id.desc()).limit(limit + 1))
+    if before is not None:
+        query = query.where(Notification.id < before)
+    rows = session.execute(query).all()
+    page, more = rows[:limit], len(rows) > limit
+    views = [NotificationView(id=n.id, kind=n.kind.value, text=_sentence(n.kind, name or "Someone", circle, n.text),
+                              link=_link(n), actor_name=name, circle_name=circle, created_at=n.created_at,
+                              read=n.read_at is not None)
+             for n, name, circle in page]
+    return views, (page[-1][0].id if more and page else None)
+
+
+@dataclass
+class PreferencesView:
+    channels: dict[str, str]
+    quiet_start: str
+    quiet_end: str
+    digest: str
+    digest_hour: int
+
+
+def preferences(session: Session, user: User) -> PreferencesView:
+    chosen = dict(session.execute(select(Preference.kind, Preference.channel).where(Preference.user_id == user.id)).all())
+    channels = {kind.value: (chosen.get(kind) or DEFAULT_CHANNELS[kind]).value for kind in Kind}
+    s = settings_for(session, user.id)
+    return PreferencesView(channels=channels, quiet_start=s.quiet_start, quiet_end=s.quiet_end, digest=s.digest.value,
+                           digest_hour=s.digest_hour)
+
+
+__all__ = ["Channel", "notifications", "preferences", "unread_count"]
