@@ -84,6 +84,24 @@ def database(request, tmp_path, monkeypatch) -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_database(monkeypatch) -> Iterator[str]:
+    """An empty PostgreSQL schema of this worker's (for tests that are about PostgreSQL)."""
+    from peerlift.migrate import all_models
+
+    all_models()
+    url = _postgres_url()
+    _use_database(monkeypatch, url)
+    engine = dbmod.get_engine()
+    dbmod.Base.metadata.create_all(engine)
+    names = ", ".join(t.name for t in dbmod.Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    yield url
+    dbmod.dispose_engines()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def sqlite_database(tmp_path, monkeypatch) -> Iterator[str]:
     from peerlift.migrate import all_models
 
@@ -318,3 +336,68 @@ def http_login(base_url: str, person, password: str = PASSWORD):
     assert response.status_code == 200, response.text
     client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
     return client
+
+
+# --- a real SMTP server ---------------------------------------------------------------------------
+
+class Mailbox:
+    """An aiosmtpd server on a free port that keeps what it receives."""
+
+    def __init__(self) -> None:
+        import socket
+
+        from aiosmtpd.controller import Controller
+
+        self.messages: list = []
+        mailbox = self
+
+        class _Handler:
+            async def handle_DATA(self, server, session, envelope):
+                import email
+                import email.policy
+
+                mailbox.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+                return "250 Message accepted for delivery"
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self._handler = _Handler()
+        self.controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
+
+    def restart(self) -> None:
+        """Bring the server back on the same port after an outage."""
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def mailbox(monkeypatch) -> Iterator[Mailbox]:
+    box = Mailbox()
+    box.controller.start()
+    monkeypatch.setenv("PEERLIFT_SMTP_URL", f"smtp://127.0.0.1:{box.port}")
+    get_settings.cache_clear()
+    yield box
+    try:
+        box.controller.stop()
+    except (AssertionError, RuntimeError):  # stopped already by the test
+        pass
+    get_settings.cache_clear()
+
+
+def run_due(times: int = 5) -> int:
+    """Run the scheduler until nothing is due (as a worker process would)."""
+    from peerlift.delivery.scheduler import Worker
+
+    worker, total = Worker(), 0
+    for _ in range(times):
+        took = worker.run_once()
+        total += took
+        if not took:
+            break
+    return total

@@ -186,7 +186,7 @@ class Worker:
                 outcome, error = None, exc
             values: dict
             if error is not None:
-                probe = ScheduledDelivery(attempts=row.attempts)
+                probe = ScheduledDelivery(id=row.id, kind=row.kind, attempts=row.attempts)
                 _fail(probe, error, utcnow())
                 values = {"status": probe.status or DeliveryStatus.pending, "due_at": probe.due_at or row.due_at,
                           "last_error": probe.last_error, "finished_at": probe.finished_at}
