@@ -83,6 +83,17 @@ def database(request, tmp_path, monkeypatch) -> Iterator[str]:
     get_settings.cache_clear()
 
 
+def migrate_fresh(url: str) -> None:
+    """Drop every table of the test database and build it again with the Alembic migrations."""
+    from peerlift.migrate import upgrade
+
+    engine = dbmod.get_engine()
+    dbmod.Base.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade(url)
+
+
 @pytest.fixture
 def postgres_database(monkeypatch) -> Iterator[str]:
     """An empty PostgreSQL schema of this worker's (for tests that are about PostgreSQL)."""

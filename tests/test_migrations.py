@@ -8,14 +8,12 @@ from sqlalchemy import inspect, text
 
 from peerlift import db as dbmod
 from peerlift.migrate import all_models, upgrade
+from tests.conftest import migrate_fresh
 
 
 def test_migrations_and_models_agree(database):
     engine = dbmod.get_engine()
-    dbmod.Base.metadata.drop_all(engine)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    upgrade(database)
+    migrate_fresh(database)
     all_models()
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -26,10 +24,7 @@ def test_migrations_and_models_agree(database):
 
 def test_migrating_twice_changes_nothing(database):
     engine = dbmod.get_engine()
-    dbmod.Base.metadata.drop_all(engine)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    upgrade(database)
+    migrate_fresh(database)
     upgrade(database)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"

@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from peerlift import db as dbmod
-from peerlift.migrate import upgrade
-from tests.conftest import IN_CI, build_world, http_login
+from tests.conftest import IN_CI, build_world, http_login, migrate_fresh
 from tests.sse import StreamReader
 
 REDIS_URL = os.environ.get("PEERLIFT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -62,8 +61,7 @@ def _wait_up(port: int, proc: subprocess.Popen) -> None:
 @pytest.fixture
 def two_servers(postgres_database):
     _redis_or_skip()
-    dbmod.Base.metadata.drop_all(dbmod.get_engine())
-    upgrade(postgres_database)
+    migrate_fresh(postgres_database)
     with dbmod.transaction() as s:
         world = build_world(s)
     ports = [_free_port(), _free_port()]

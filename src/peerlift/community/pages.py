@@ -205,6 +205,23 @@ def post(request: Request, post_id: int, db: DB, user: CurrentUser):
     return _post_page(request, db, user, access, post)
 
 
+@router.get("/posts/{post_id}/card")
+def post_card(request: Request, post_id: int, db: DB, user: CurrentUser, back: str = "", full: int = 0):
+    """One post card, for the live feed to insert or replace."""
+    access, post = post_access(db, user, post_id)
+    target = back if back.startswith("/") and not back.startswith("//") else f"/posts/{post_id}"
+    return page(request, "fragments/post_card.html", {"post": queries.post_view(db, access, post),
+                                                      "access": access, "back": target, "full": bool(full),
+                                                      "nav": {}})
+
+
+@router.get("/posts/{post_id}/thread")
+def post_thread(request: Request, post_id: int, db: DB, user: CurrentUser):
+    access, post = post_access(db, user, post_id)
+    return page(request, "fragments/thread.html", {"post": queries.post_view(db, access, post), "access": access,
+                                                   "comments": queries.comments(db, access, post), "nav": {}})
+
+
 @router.post("/posts/{post_id}/comments")
 def create_comment(request: Request, post_id: int, db: DB, user: CurrentUser, body: Text = "",
                    parent_id: Annotated[int | None, Form()] = None):
@@ -355,6 +372,15 @@ def conversation(request: Request, conversation_id: int, db: DB, user: CurrentUs
     with transaction() as write:
         service.mark_conversation_read(write, user, conversation_access(write, user, conversation_id))
     return response
+
+
+@router.get("/messages/{conversation_id}/fragment")
+def conversation_fragment(request: Request, conversation_id: int, db: DB, user: CurrentUser):
+    conv = conversation_access(db, user, conversation_id)
+    views, _cursor = queries.messages(db, user, conv)
+    with transaction() as write:
+        service.mark_conversation_read(write, user, conversation_access(write, user, conversation_id))
+    return page(request, "fragments/messages.html", {"conversation": conv, "messages": views, "nav": {}})
 
 
 @router.post("/messages/{conversation_id}")
