@@ -56,6 +56,9 @@ def serve(
     if workers > 1 and settings.database_url.startswith("sqlite"):
         console.print("[red]Several processes need PostgreSQL (PEERLIFT_DATABASE_URL).[/red]")
         raise typer.Exit(2)
+    if workers > 1 and not settings.redis_url:
+        console.print("[red]Several processes need PEERLIFT_REDIS_URL, so live events reach every stream.[/red]")
+        raise typer.Exit(2)
     uvicorn.run("peerlift.app:create_app", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=True, log_level="info")
 
