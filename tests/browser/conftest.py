@@ -47,12 +47,13 @@ def browser_context_args(browser_context_args: dict) -> dict:
     return {**browser_context_args, "locale": "en-GB", "timezone_id": "Europe/London"}
 
 
-@pytest.fixture(autouse=True)
-def _default_timeouts(request) -> None:
-    if "page" in request.fixturenames:
-        page: Page = request.getfixturevalue("page")
-        page.set_default_timeout(10_000)
-        page.set_default_navigation_timeout(10_000)
+@pytest.fixture
+def context(live, context: BrowserContext) -> BrowserContext:
+    """pytest-playwright's context, opened after the server starts and so closed before it stops:
+    the pages keep a live stream (EventSource) open, which would hold up the server's shutdown."""
+    context.set_default_timeout(10_000)
+    context.set_default_navigation_timeout(10_000)
+    return context
 
 
 # --- the live server -----------------------------------------------------------------------------
@@ -147,13 +148,14 @@ def sign_in(page: Page, live: Live, person, password: str = PASSWORD) -> None:
 
 
 @pytest.fixture
-def second_context(browser: Browser, browser_context_args: dict) -> Iterator:
+def second_context(live, browser: Browser, browser_context_args: dict) -> Iterator:
     """``second_context(**options)``: another browser context (another person, another device)."""
     contexts: list[BrowserContext] = []
 
     def make(**options) -> BrowserContext:
         context = browser.new_context(**{**browser_context_args, **options})
         context.set_default_timeout(10_000)
+        context.set_default_navigation_timeout(10_000)
         contexts.append(context)
         return context
 

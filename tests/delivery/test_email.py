@@ -171,3 +171,44 @@ def test_malformed_smtp_url_is_refused_at_start_up(url, monkeypatch, tmp_path):
     get_settings.cache_clear()
     assert result.exit_code == 2
     assert "PEERLIFT_SMTP_URL" in result.output
+
+
+def test_digest_email_counts_what_happened_and_schedules_the_next(world, client_for, mailbox):
+    from peerlift.notify.models import Settings
+
+    alice, bob = client_for(world.alice), client_for(world.bob)
+    alice.put("/api/v1/notification-preferences", json={"digest": "daily", "digest_hour": 8})
+    with dbmod.transaction() as s:
+        s.execute(update(Settings).values(last_digest_at=dbmod.utcnow() - dt.timedelta(days=1)))
+    for i in range(3):
+        post(bob, world.circle, f"Weigh-in day {i}: down 0.4 kg")
+    with dbmod.transaction(write=False) as s:
+        due = s.scalar(select(ScheduledDelivery.due_at).where(ScheduledDelivery.kind == "email.digest"))
+    with dbmod.clock_at(due + dt.timedelta(seconds=1)):  # the worker runs at the chosen local hour
+        run_due()
+    [mail] = mailbox.to(world.alice.email)
+    text = mail.get_content()
+    assert "3 new posts in your circles" in text and "kg" not in text and "Weigh-in" not in text
+    with dbmod.transaction(write=False) as s:
+        rows = s.scalars(select(ScheduledDelivery).where(ScheduledDelivery.kind == "email.digest")
+                         .order_by(ScheduledDelivery.id)).all()
+        assert [r.status for r in rows] == [DeliveryStatus.done, DeliveryStatus.pending]
+        zone = __import__("zoneinfo").ZoneInfo(world.alice.timezone)
+        first, second = (r.due_at.astimezone(zone) for r in rows)
+        assert second.date() - first.date() == dt.timedelta(days=1) and second.hour == first.hour == 8
+
+
+def test_without_smtp_email_goes_to_the_log(world, client_for, caplog, monkeypatch):
+    import logging
+
+    monkeypatch.delenv("PEERLIFT_SMTP_URL", raising=False)
+    from peerlift.settings import get_settings
+
+    get_settings.cache_clear()
+    coach = client_for(world.coach)
+    coach.post(f"/api/v1/circles/{world.circle.id}/invitations", json={"email": "logged@example.test"})
+    with caplog.at_level(logging.INFO, logger="peerlift.mail"):
+        run_due()
+    assert any("logged@example.test" in r.getMessage() and "/join/" in r.getMessage() for r in caplog.records)
+    with dbmod.transaction(write=False) as s:
+        assert s.scalar(select(ScheduledDelivery.status)) == DeliveryStatus.done
