@@ -78,6 +78,14 @@ class Live:
         with dbmod.transaction() as s:
             return create_post(s, circle_access(s, author, self.world.circle.id), body, **poll).id
 
+    def send_message(self, sender, recipient, body: str) -> int:
+        from peerlift.community.service import open_conversation, send_message
+        from peerlift.identity.models import User
+
+        with dbmod.transaction() as s:
+            me, other = s.get(User, sender.id), s.get(User, recipient.id)
+            return send_message(s, me, open_conversation(s, me, other), body).id
+
     def accept_rules(self, person) -> None:
         from peerlift.community.service import accept_rules
         from peerlift.policy import circle_access

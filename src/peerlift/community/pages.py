@@ -368,10 +368,9 @@ def _conversation_page(request, db, user, conversation, *, before=None, error=No
 @router.get("/messages/{conversation_id}")
 def conversation(request: Request, conversation_id: int, db: DB, user: CurrentUser, before: int | None = None):
     conv = conversation_access(db, user, conversation_id)
-    response = _conversation_page(request, db, user, conv, before=before)
-    with transaction() as write:
+    with transaction() as write:  # read first, so the page's unread badge is already right
         service.mark_conversation_read(write, user, conversation_access(write, user, conversation_id))
-    return response
+    return _conversation_page(request, db, user, conv, before=before)
 
 
 @router.get("/messages/{conversation_id}/fragment")
