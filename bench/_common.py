@@ -82,12 +82,28 @@ def machine_info() -> dict[str, Any]:
         commit, dirty = "", False
     return {
         "cpus": os.cpu_count(),
+        "loadavg_at_start": load_average(),
         "cpu_model": model,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git_commit": commit,
         "src_dirty": dirty,
     }
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def warn_if_busy(what: str = "the benchmark") -> None:
+    """Other work on the machine (tests, browsers) skews every number: say so up front."""
+    load, cpus = load_average(), os.cpu_count() or 1
+    if load and load[0] > 0.5 * cpus:
+        console.print(f"[yellow]Warning:[/yellow] load average {load[0]:.1f} on {cpus} cores before {what} "
+                      f"starts: other processes compete for CPU and the results will be noisy.")
 
 
 def write_results(name: str, payload: dict[str, Any]) -> Path:
@@ -501,6 +517,7 @@ def summarise_load(result: LoadResult, cpus: int | None = None) -> dict[str, Any
     out = summarise(result.samples, result.window_seconds)
     out.update({
         "seconds": result.window_seconds,
+        "loadavg_after": load_average(),
         "failures": result.failures,
         "worker_errors": result.worker_errors,
         # Share of ONE core (100 % = one core busy); the machine has `cpus` cores.

@@ -20,9 +20,11 @@ $PEERLIFT_BENCH_POSTGRES_URL, dropped at the end) and each size N:
 4. ``.venv/bin/peerlift serve --port P`` runs as its own process (uvicorn, one process).
 5. ``--clients`` people sign in (own httpx.AsyncClient, cookie jar and CSRF header) and run,
    closed-loop for ``--duration`` seconds after a warm-up:
-     * feed read   GET /api/v1/circles/{id}/posts?limit=20   (first page)
-     * feed deep   the same, following next_cursor through pages 2-6 (a quarter of the duration)
-     * post create POST /api/v1/circles/{id}/posts            (short body)
+     * feed read    GET /api/v1/circles/{id}/posts?limit=20 (first page), all clients at once
+     * feed single  the same with one request in flight (a caught-up and a never-read member
+                    alternately): service time without queueing; a quarter of the duration
+     * feed deep    all clients following next_cursor through pages 2-6; a quarter of the duration
+     * post create  POST /api/v1/circles/{id}/posts (short body), all clients at once
 6. Every request is timed (perf_counter) with its status; non-2xx answers count as errors.
 
 Also, before the server starts, the feed's SQL is profiled in-process (``queries.feed`` for a
@@ -73,6 +75,7 @@ from _common import (  # noqa: E402
     summarise_load,
     sync_postgres_sequences,
     use_cheap_password_hashing,
+    warn_if_busy,
     vacuum_analyze_postgres,
     write_results,
 )
@@ -96,7 +99,7 @@ TARGET_FLAT_RATIO = 1.5
 FEED_TABLES = ["user_account", "space", "membership", "post", "comment", "reaction", "poll",
                "poll_option", "poll_vote"]
 
-SCENARIOS = ("feed read", "feed deep", "post create")
+SCENARIOS = ("feed read", "feed single", "feed deep", "post create")
 
 
 # --- realistic text ----------------------------------------------------------------------------------
@@ -422,14 +425,16 @@ def seed(url: str, n_posts: int, rng: random.Random) -> Seeded:
 
 # --- in-process SQL profile of queries.feed ------------------------------------------------------------
 
-_IN_LIST = re.compile(r"\((?:\?|%\(\w+\)s)(?:, (?:\?|%\(\w+\)s))*\)")
 _SELECT = re.compile(r"^SELECT (.*?) FROM (.*)$", re.DOTALL)
 
 
 def statement_label(sql: str) -> str:
+    """A statement with its parameters, casts, IN-lists and column lists folded, same on both backends."""
     sql = " ".join(sql.split())
-    sql = _IN_LIST.sub("(…)", sql)
-    sql = re.sub(r"%\((\w+?)(?:_\d+)?\)s", "?", sql)
+    sql = re.sub(r"%\(\w+\)s", "?", sql)                       # psycopg placeholders
+    sql = re.sub(r"::[A-Z]+(?:\(\d+\))?", "", sql)                # PostgreSQL casts
+    sql = re.sub(r"\(\?(?:, \?)*\)", "(…)", sql)                  # expanded IN lists
+    sql = re.sub(r"LEFT OUTER JOIN (\w+) AS \w+ ON \S+ = \S+", r"LEFT JOIN \1", sql)
     m = _SELECT.match(sql)
     if m:
         cols, rest = m.groups()
@@ -501,6 +506,11 @@ def profile_feed_sql(url: str, space_id: int, viewers: dict[str, int], repeats: 
 
 # --- scenarios ----------------------------------------------------------------------------------------------
 
+def short_duration(args) -> float:
+    """Seconds measured for the secondary scenarios (feed single, feed deep)."""
+    return max(2.0, args.duration / 4)
+
+
 def feed_url(space_id: int) -> str:
     return f"/api/v1/circles/{space_id}/posts?limit={PAGE}"
 
@@ -510,6 +520,15 @@ def make_workers(space_id: int):
 
     async def feed_read(rec, client: ApiClient, i: int) -> None:
         while rec.running:
+            await rec.request(client.http, "GET", url, tag=client.label)
+
+    async def feed_single(rec, pair: tuple[ApiClient, ApiClient], i: int) -> None:
+        # One request in flight at a time, alternating a caught-up and a never-read member:
+        # the service time without queueing behind other clients.
+        n = 0
+        while rec.running:
+            client = pair[n % 2]
+            n += 1
             await rec.request(client.http, "GET", url, tag=client.label)
 
     async def feed_deep(rec, client: ApiClient, i: int) -> None:
@@ -536,7 +555,8 @@ def make_workers(space_id: int):
             body = f"Check-in {n} from client {i}: 20-minute walk done, salad for lunch. Feeling good!"
             await rec.request(client.http, "POST", path, json={"body": body}, tag=client.label)
 
-    return {"feed read": feed_read, "feed deep": feed_deep, "post create": post_create}
+    return {"feed read": feed_read, "feed single": feed_single, "feed deep": feed_deep,
+            "post create": post_create}
 
 
 async def check_feed(client: ApiClient, space_id: int) -> dict[str, Any]:
@@ -565,16 +585,23 @@ async def run_scenarios(server: Server, seeded: Seeded, args) -> tuple[dict[str,
     clients = await sign_in_all(server.base_url, people)
     try:
         sample = await check_feed(clients[0], seeded.space_id)
+        console.print(f"    first page: {sample['posts']} posts, {sample['pinned']} pinned, {sample['polls']} poll(s), "
+                      f"{sample['reactions']} reactions, {sample['comments']} comments, "
+                      f"{sample['bytes'] / 1024:.0f} KiB; {len(clients)} clients signed in")
+        if sample["posts"] != PAGE or not sample["has_next"]:
+            console.print(f"    [yellow]the first page is not a full page with a next cursor: {sample}[/yellow]")
         workers = make_workers(seeded.space_id)
         out: dict[str, Any] = {}
+        pair = (next(c for c in clients if c.label == "caught-up"),
+                next((c for c in clients if c.label == "never-read"), clients[-1]))
         for name in args.scenarios:
-            duration = args.duration if name != "feed deep" else max(2.0, args.duration / 4)
-            result = await closed_loop(clients, workers[name], duration=duration, warmup=args.warmup,
-                                       server=server)
+            duration = args.duration if name in ("feed read", "post create") else short_duration(args)
+            result = await closed_loop([pair] if name == "feed single" else clients, workers[name],
+                                       duration=duration, warmup=args.warmup, server=server)
             out[name] = summarise_load(result)
             s = out[name]
             console.print(
-                f"    {name:<11} {s['requests']:>7,} req  {s['errors']:>4} err  {s['rps']:>7.1f} rps  "
+                f"    {name:<12}{s['requests']:>7,} req  {s['errors']:>4} err  {s['rps']:>7.1f} rps  "
                 f"p50 {fmt_ms(s['p50_ms']):>6} ms  p99 {fmt_ms(s['p99_ms']):>6} ms  "
                 f"(server CPU {s['server_cpu_pct'] or 0:.0f} %, client CPU {s['client_cpu_pct']:.0f} %)"
             )
@@ -671,7 +698,7 @@ def sql_table(backend: str, cases: list[dict[str, Any]]) -> Table | None:
         return None
     table = Table(title=f"{backend}: queries.feed() SQL, mean ms in-process (caught-up / never-read member)",
                   title_justify="left")
-    table.add_column("statement", overflow="fold", max_width=70)
+    table.add_column("statement", overflow="fold", max_width=90)
     for c in mine:
         table.add_column(fmt_count(c["posts"]), justify="right")
     labels: list[str] = []
@@ -689,7 +716,7 @@ def sql_table(backend: str, cases: list[dict[str, Any]]) -> Table | None:
         row = []
         for c in mine:
             row.append(cell(next((s for s in c["sql_profile"]["statements"] if s["sql"] == label), None)))
-        table.add_row(label[:160], *row)
+        table.add_row(label[:220], *row)
     table.add_row("[bold]feed() total[/bold]", *[cell(c["sql_profile"]["feed_total"]) for c in mine])
     return table
 
@@ -697,6 +724,8 @@ def sql_table(backend: str, cases: list[dict[str, Any]]) -> Table | None:
 def targets(cases: list[dict[str, Any]], backends: list[str]) -> dict[str, Any]:
     verdicts: dict[str, Any] = {}
     for backend in backends:
+        single = {c["posts"]: c["scenarios"]["feed single"]["p99_ms"] for c in cases
+                  if c["backend"] == backend and "feed single" in c.get("scenarios", {})}
         reads = sorted(((c["posts"], c["scenarios"]["feed read"]["p99_ms"]) for c in cases
                         if c["backend"] == backend and "feed read" in c.get("scenarios", {})))
         if not reads:
@@ -710,6 +739,7 @@ def targets(cases: list[dict[str, Any]], backends: list[str]) -> dict[str, Any]:
             "largest_posts": large_n, "largest_p99_ms": large_p99,
             "p99_ok": abs_ok, "ratio": ratio, "flat_ok": flat_ok if ratio is not None else None,
             "met": abs_ok and flat_ok,
+            "single_client_p99_ms": single,
         }
     return verdicts
 
@@ -724,6 +754,10 @@ def print_targets(verdicts: dict[str, Any]) -> None:
                 else "flatness not checked (one size)")
         console.print(f"  {backend:<10} {mark}: p99 at {fmt_count(v['largest_posts'])} posts = "
                       f"{v['largest_p99_ms']:.1f} ms ({'ok' if v['p99_ok'] else 'over'}); {flat}")
+        if v["single_client_p99_ms"]:
+            console.print("  " + " " * 10 + " for context, p99 with one request in flight (feed single): " +
+                          ", ".join(f"{fmt_count(n)} {fmt_ms(p)} ms"
+                                    for n, p in sorted(v["single_client_p99_ms"].items())))
 
 
 # --- main -----------------------------------------------------------------------------------------------------
@@ -769,12 +803,13 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"sizes {', '.join(fmt_count(n) for n in args.sizes)}; backends {', '.join(args.backends)}; "
         f"{args.clients} clients; {args.duration:g} s per scenario after {args.warmup:g} s warm-up "
-        f"(feed deep: {max(2.0, args.duration / 4):g} s)"
+        f"(feed single and feed deep: {short_duration(args):g} s)"
     )
     console.print(
         f"[yellow]Note:[/yellow] the load generator (this process) runs on the same {machine['cpus']}-core "
         f"machine as the server and competes with it for CPU; see the client CPU column (100 % = one core)."
     )
+    warn_if_busy()
     if machine.get("src_dirty"):
         console.print("[yellow]Note:[/yellow] src/ has uncommitted changes; results describe the working tree.")
 
@@ -817,14 +852,17 @@ def main(argv: list[str] | None = None) -> int:
 
     total = time.perf_counter() - started
     console.print()
-    console.print(results_table(cases))
-    console.print(reader_table(cases))
-    for backend in args.backends:
-        table = sql_table(backend, cases)
-        if table is not None:
-            console.print(table)
     verdicts = targets(cases, args.backends)
-    print_targets(verdicts)
+    if cases:
+        console.print(results_table(cases))
+        console.print(reader_table(cases))
+        for backend in args.backends:
+            table = sql_table(backend, cases)
+            if table is not None:
+                console.print(table)
+        print_targets(verdicts)
+    else:
+        console.print("[yellow]No case ran[/yellow] (see the messages above).")
     cpus = machine["cpus"]
     console.print(f"\n[dim]Load generator and server share {cpus} cores: closed-loop latencies include time "
                   f"queued behind the other {args.clients - 1} clients, and the client's own CPU use "

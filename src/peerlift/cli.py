@@ -14,6 +14,15 @@ app = typer.Typer(help="peerlift: private peer circles for health programmes.", 
 console = Console()
 
 
+def _protocol_app() -> typer.Typer:
+    from peerlift.protocols.cli import app as protocol_app
+
+    return protocol_app
+
+
+app.add_typer(_protocol_app(), name="protocol")
+
+
 def _settings():
     from peerlift.settings import get_settings
 

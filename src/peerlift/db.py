@@ -100,12 +100,36 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    # Writers of this process queue on a lock before BEGIN IMMEDIATE: they are served in turn
+    # instead of sleeping in SQLite's busy handler, which lets newcomers overtake a waiting writer.
+    writers = Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         if conn.get_execution_options().get("peerlift_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if not writers.acquire(timeout=30):
+                raise TimeoutError("the database stayed busy with other writes for 30 seconds")
+            conn.info["holds_write_lock"] = True  # the pool record's info: seen again at checkin
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(conn)
+                raise
         else:
             conn.exec_driver_sql("BEGIN")
+
+    def _release(conn) -> None:
+        if conn.info.pop("holds_write_lock", False):
+            writers.release()
+
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection, record):
+        # a connection returned to the pool without commit or rollback must not keep the lock
+        if record.info.pop("holds_write_lock", False):
+            writers.release()
 
     return engine
 
@@ -147,16 +171,15 @@ def on_commit(session: Session, fn: Callable[[], None]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
-    session.info.pop("event_lock", None)
     callbacks = session.info.pop("after_commit", [])
     for fn in callbacks:
         fn()
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _drop_after_rollback(session: Session, _previous) -> None:
-    session.info.pop("after_commit", None)
-    session.info.pop("event_lock", None)
+def _drop_after_rollback(session: Session, previous) -> None:
+    if not previous.nested:
+        session.info.pop("after_commit", None)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, event, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from peerlift.db import Base, UTCDateTime, on_commit, utcnow
@@ -97,14 +97,10 @@ def publish(
     object_id: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> Event:
-    if session.get_bind().dialect.name == "postgresql" and not session.info.get("event_lock"):
-        # Ids must commit in the order they are handed out, or a client resuming from
-        # Last-Event-ID could skip an event that committed late. One short lock per
-        # writing transaction keeps the order on PostgreSQL (SQLite writers are serial).
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_ORDER_LOCK})
-        session.info["event_lock"] = True
+    """Record an event of this unit of work. It is written, and gets its id, as the unit commits."""
     event = Event(
         kind=kind,
+        at=utcnow(),
         actor_id=actor_id,
         space_id=audience.space_id,
         conversation_id=audience.conversation_id,
@@ -113,7 +109,46 @@ def publish(
         object_id=object_id,
         data=data or {},
     )
-    session.add(event)
-    session.flush()
-    on_commit(session, lambda: _dispatch(event))
+    session.info.setdefault(PENDING, []).append(event)
     return event
+
+
+PENDING = "peerlift_pending_events"
+MARKS = "peerlift_event_marks"
+
+
+@event.listens_for(Session, "before_commit")
+def _write_events(session: Session) -> None:
+    """Ids must commit in the order they are handed out, or a client resuming from
+    Last-Event-ID could skip an event that committed late. The events of a unit of work are
+    inserted last, just before its commit; on PostgreSQL a transaction-scoped advisory lock
+    taken here makes "take ids, commit" one step at a time (SQLite has one writer anyway), and
+    it is held only for that short step."""
+    pending = session.info.pop(PENDING, None)
+    if not pending:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_ORDER_LOCK})
+    session.add_all(pending)
+    session.flush()
+    for committed in pending:
+        on_commit(session, lambda committed=committed: _dispatch(committed))
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark(session: Session, transaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(MARKS, {})[id(transaction)] = len(session.info.get(PENDING, []))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, previous_transaction) -> None:
+    """A rolled-back savepoint drops its own events; a full rollback drops them all."""
+    marks = session.info.get(MARKS, {})
+    if previous_transaction.nested and id(previous_transaction) in marks:
+        keep = marks.pop(id(previous_transaction))
+        if PENDING in session.info:
+            del session.info[PENDING][keep:]
+    elif not previous_transaction.nested:
+        session.info.pop(PENDING, None)
+        session.info.pop(MARKS, None)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -69,7 +70,11 @@ class Membership(Base):
 
 class Post(Base):
     __tablename__ = "post"
-    __table_args__ = (Index("ix_post_space_id_id", "space_id", "id"),)
+    __table_args__ = (
+        Index("ix_post_space_id_id", "space_id", "id"),
+        Index("ix_post_space_id_pinned_at", "space_id", "pinned_at",
+              sqlite_where=text("pinned_at IS NOT NULL"), postgresql_where=text("pinned_at IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     space_id: Mapped[int] = mapped_column(ForeignKey("space.id", ondelete="CASCADE"))

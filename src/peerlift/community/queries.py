@@ -6,7 +6,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, union_all
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from peerlift.community.models import (
@@ -207,13 +207,18 @@ def _post_views(session: Session, access: CircleAccess, posts: list[Post]) -> li
     ]
 
 
+UNREAD_CAP = 100  # counts stop here ("99+"): a newcomer's count never scans a circle's whole history
+
+
+def _unread_rows(space_id: int, last_read: int, viewer_id: int):
+    return (select(Post.space_id).where(Post.space_id == space_id, Post.id > last_read,
+                                        Post.author_id != viewer_id, Post.deleted_at.is_(None))
+            .order_by(Post.id).limit(UNREAD_CAP))
+
+
 def unread_count(session: Session, access: CircleAccess) -> int:
-    return session.scalar(
-        select(func.count(Post.id)).where(
-            Post.space_id == access.space.id, Post.id > access.membership.last_read_post_id,
-            Post.author_id != access.user.id, Post.deleted_at.is_(None),
-        )
-    ) or 0
+    capped = _unread_rows(access.space.id, access.membership.last_read_post_id, access.user.id).subquery()
+    return session.scalar(select(func.count()).select_from(capped)) or 0
 
 
 # --- public reads ------------------------------------------------------------------------
@@ -338,14 +343,11 @@ def my_circles(session: Session, user: User) -> list[CircleSummary]:
     members = dict(session.execute(
         select(Membership.space_id, func.count()).where(Membership.space_id.in_(ids)).group_by(Membership.space_id)
     ).all())
-    unread_conditions = [
-        and_(Post.space_id == space.id, Post.id > membership.last_read_post_id) for space, membership in rows
-    ]
-    unread = dict(session.execute(
-        select(Post.space_id, func.count())
-        .where(or_(*unread_conditions), Post.author_id != user.id, Post.deleted_at.is_(None))
-        .group_by(Post.space_id)
-    ).all())
+    capped = union_all(*[
+        select(_unread_rows(space.id, membership.last_read_post_id, user.id).subquery().c.space_id)
+        for space, membership in rows
+    ]).subquery()
+    unread = dict(session.execute(select(capped.c.space_id, func.count()).group_by(capped.c.space_id)).all())
     return [
         CircleSummary(
             id=space.id, name=space.name, description=space.description, timezone=space.timezone,

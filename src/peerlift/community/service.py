@@ -302,16 +302,16 @@ def create_post(session: Session, access: CircleAccess, body: str, *, poll_quest
 
 def mark_read_own(session: Session, access: CircleAccess, post_id: int) -> None:
     """Posting moves one's own read marker only if everything before was read already."""
-    newer_unread = session.scalar(
-        select(func.count(Post.id)).where(
+    unread_before = session.scalar(
+        select(Post.id).where(
             Post.space_id == access.space.id,
             Post.id > access.membership.last_read_post_id,
             Post.id < post_id,
             Post.author_id != access.user.id,
             Post.deleted_at.is_(None),
-        )
+        ).limit(1)
     )
-    if not newer_unread:
+    if unread_before is None:
         mark_read(session, access, post_id)
 
 

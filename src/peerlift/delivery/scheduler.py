@@ -92,6 +92,7 @@ def load_handlers() -> None:
     """Import the modules that register handlers."""
     import peerlift.delivery.mail  # noqa: F401
     import peerlift.notify.tasks  # noqa: F401
+    import peerlift.protocols.tasks  # noqa: F401
 
 
 def _due(now: dt.datetime):

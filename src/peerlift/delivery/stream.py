@@ -27,6 +27,10 @@ from peerlift.settings import get_settings
 from peerlift.web.deps import CurrentUser
 
 router = APIRouter(prefix="/api/v1", tags=["delivery"])
+
+
+class EventStreamResponse(StreamingResponse):
+    media_type = "text/event-stream"
 REPLAY_LIMIT = 1000
 
 
@@ -69,7 +73,7 @@ def _resync(event_id: int) -> str:
 
 @router.get(
     "/stream",
-    response_class=StreamingResponse,
+    response_class=EventStreamResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
                **responses(400, 401)},
 )

@@ -33,6 +33,8 @@ _DUMMY_HASH = _hasher.hash("peerlift-timing-equaliser")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MIN_PASSWORD = 10
 SESSION_TOUCH_EVERY = dt.timedelta(minutes=5)
+# Domains that keep schedules in a person's local time register here (protocols does).
+TIMEZONE_CHANGED: list = []
 
 
 def token_hash(token: str) -> str:
@@ -203,9 +205,13 @@ def update_profile(session: Session, user: User, *, display_name: str | None = N
         if len(bio.strip()) > 500:
             raise InvalidInput("The bio may have at most 500 characters.", field="bio")
         user.bio = bio.strip()
+    moved = timezone is not None and check_timezone(timezone) != user.timezone
     if timezone is not None:
-        user.timezone = check_timezone(timezone)
+        user.timezone = timezone
     session.flush()
+    if moved:
+        for reschedule in TIMEZONE_CHANGED:
+            reschedule(session, user)
     audit(session, user.id, "profile.updated", "user", user.id)
     publish(session, "profile.updated", Audience(user_id=user.id), actor_id=user.id,
             object_type="user", object_id=user.id)
