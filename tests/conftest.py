@@ -38,7 +38,9 @@ def _postgres_url() -> str:
     """A schema of our own in the test database, created once per worker."""
     if "url" in _pg_ready:
         return _pg_ready["url"]
-    schema = f"pl_{_worker()}"
+    # Unique per test run and worker, so two runs on one server never share tables.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"{os.getpid()}"
+    schema = f"pl_{run[:10]}_{_worker()}".lower()
     try:
         admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
@@ -51,7 +53,23 @@ def _postgres_url() -> str:
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (outside CI): {exc.__class__.__name__}")
     sep = "&" if "?" in POSTGRES_URL else "?"
     _pg_ready["url"] = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    _pg_ready["schema"] = schema
     return _pg_ready["url"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop this worker's PostgreSQL schema."""
+    schema = _pg_ready.get("schema")
+    if not schema:
+        return
+    dbmod.dispose_engines()
+    try:
+        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+    except Exception:  # noqa: BLE001 - a leftover schema is harmless
+        pass
 
 
 def _use_database(monkeypatch, url: str) -> None:

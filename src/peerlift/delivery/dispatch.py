@@ -23,7 +23,17 @@ from peerlift.delivery.hub import Hub
 from peerlift.events import LIVE_KINDS, Event
 
 log = logging.getLogger("peerlift.dispatch")
-CHANNEL = "peerlift:events"
+CHANNEL_PREFIX = "peerlift:events:"
+
+
+def channel_for(database_url: str) -> str:
+    """One channel per database, so installations that share a Redis never mix their events."""
+    import hashlib
+
+    from sqlalchemy.engine import make_url
+
+    safe = make_url(database_url).render_as_string(hide_password=True)
+    return CHANNEL_PREFIX + hashlib.sha256(safe.encode()).hexdigest()[:16]
 
 
 class Dispatcher:
@@ -36,6 +46,7 @@ class Dispatcher:
         self._unsubscribe = None
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
+        self.channel = CHANNEL_PREFIX
 
     # -- set-up ------------------------------------------------------------------------------
     def start(self, redis_url: str | None = None) -> None:
@@ -45,6 +56,9 @@ class Dispatcher:
         if redis_url:
             import redis
 
+            from peerlift.settings import get_settings
+
+            self.channel = channel_for(get_settings().database_url)
             self._redis = redis.Redis.from_url(redis_url)
             self._redis.ping()
             self._listener = threading.Thread(target=self._listen, args=(redis_url,), daemon=True,
@@ -57,7 +71,7 @@ class Dispatcher:
             self._unsubscribe()
         if self._redis is not None:
             try:
-                self._redis.publish(CHANNEL, f"{self.origin}:stop")
+                self._redis.publish(self.channel, f"{self.origin}:stop")
             except Exception:  # noqa: BLE001 - shutting down anyway
                 pass
         if self._listener is not None:
@@ -68,7 +82,7 @@ class Dispatcher:
         self._advance(event.id, known=event)
         if self._redis is not None and event.kind in LIVE_KINDS:
             try:
-                self._redis.publish(CHANNEL, f"{self.origin}:{event.id}")
+                self._redis.publish(self.channel, f"{self.origin}:{event.id}")
             except Exception:  # noqa: BLE001 - other processes catch up on their next event
                 log.exception("could not tell other processes of event %s", event.id)
 
@@ -78,7 +92,7 @@ class Dispatcher:
 
         client = redis.Redis.from_url(redis_url)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(CHANNEL)
+        pubsub.subscribe(self.channel)
         while not self._stop.is_set():
             try:
                 message = pubsub.get_message(timeout=1.0)
@@ -86,7 +100,7 @@ class Dispatcher:
                 log.exception("Redis listener lost its connection; reconnecting")
                 self._stop.wait(1.0)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(CHANNEL)
+                pubsub.subscribe(self.channel)
                 continue
             if not message:
                 continue

@@ -160,6 +160,9 @@ def seed(session: Session, progress: Callable[[str], None] | None = None) -> boo
                     community.create_comment(session, circle_access(session, people[r["author"]], space.id),
                                              post, text(r["body"]), parent_id=comment.id)
 
+    say("protocols")
+    _protocols(session, people["coach"], list(circles.values()), timeline.now)
+
     say("messages")
     for conv in content["dms"]:
         a, b = (people[k] for k in conv["between"])
@@ -174,3 +177,26 @@ def seed(session: Session, progress: Callable[[str], None] | None = None) -> boo
                                        text(m["body"]))
     session.flush()
     return True
+
+
+SHIPPED = Path(__file__).resolve().parents[3] / "protocols"
+
+
+def _protocols(session: Session, coach: User, circles: list[Space], now: dt.datetime) -> None:
+    """Register the shipped protocols; both arms run the diabetes-prevention protocol from the
+    demo's first day (deliveries are planned from now on)."""
+    from peerlift.protocols import service as protocols
+
+    if not SHIPPED.is_dir():
+        return
+    versions = {}
+    for path in sorted(SHIPPED.glob("*.yaml")):
+        version = protocols.register(session, path.read_text(encoding="utf-8"), None, path.name)
+        versions[version.protocol_key] = version
+    dpp = versions.get("diabetes-prevention-cdc-dpp")
+    if dpp is None:
+        return
+    for space in circles:
+        start = (now - dt.timedelta(days=13)).astimezone(ZoneInfo(space.timezone)).date()
+        with clock_at(now - dt.timedelta(hours=1)):
+            protocols.assign(session, coach, space, dpp, start)

@@ -148,7 +148,7 @@ def fidelity(
     columns = ("on_time", "late", "skipped", "failed", "overdue", "upcoming", "delivered_share")
     table.add_column("item", no_wrap=True, min_width=max([len(i) for i in result["by_item"]] + [5]))
     for column in columns:
-        table.add_column(column.replace("_", " "), justify="right", overflow="fold")
+        table.add_column({"delivered_share": "sent %"}.get(column, column.replace("_", " ")), justify="right")
     for item, counts in [*result["by_item"].items(), ("TOTAL", result["total"])]:
         table.add_row(item, *[("" if counts[c] is None else f"{counts[c]:.1%}") if c == "delivered_share"
                               else str(counts[c]) for c in columns])

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
+from threading import Lock
 from zoneinfo import ZoneInfo
 
 from peerlift.protocols.format import EVERY_RE, WEEKDAYS, Item, Protocol
@@ -69,19 +71,49 @@ class Occurrence:
     due_at: dt.datetime  # UTC
 
 
+_PLANS: OrderedDict[tuple[int, int], tuple[Protocol, list[list[Item]]]] = OrderedDict()
+_PLANS_LOCK = Lock()
+
+
+def _items_by_day(protocol: Protocol, start: dt.date) -> list[list[Item]]:
+    """For each programme day (index 1..duration), its items in time order. Only weekday items
+    depend on the start date, and only through its weekday: at most seven plans per protocol."""
+    key = (id(protocol), start.weekday())
+    with _PLANS_LOCK:
+        cached = _PLANS.get(key)
+        if cached is not None and cached[0] is protocol:
+            _PLANS.move_to_end(key)
+            return cached[1]
+    plan: list[list[Item]] = [[] for _ in range(protocol.duration_days + 1)]
+    for day in range(1, protocol.duration_days + 1):
+        plan[day] = sorted((i for i in protocol.items if falls_on(i, day, start, protocol.duration_days)),
+                           key=lambda i: i.at)
+    with _PLANS_LOCK:
+        _PLANS[key] = (protocol, plan)  # holding the protocol keeps its id from being reused
+        while len(_PLANS) > 64:
+            _PLANS.popitem(last=False)
+    return plan
+
+
+@lru_cache(maxsize=65_536)
+def _utc(day: dt.date, hhmm: str, tz: str) -> dt.datetime:
+    return local_to_utc(day, dt.time(int(hhmm[:2]), int(hhmm[3:])), zone(tz))
+
+
 def occurrences(protocol: Protocol, start: dt.date, tz: str, *, first_day: int = 1,
                 last_day: int | None = None, items: list[Item] | None = None) -> Iterator[Occurrence]:
-    """Every delivery from ``first_day`` to ``last_day`` (inclusive), in date then file order."""
-    tzinfo = zone(tz)
+    """Every delivery from ``first_day`` to ``last_day`` (inclusive), in date then time order."""
     last = min(last_day or protocol.duration_days, protocol.duration_days)
-    chosen = items if items is not None else protocol.items
-    times = {item.id: dt.time(int(item.at[:2]), int(item.at[3:])) for item in chosen}
+    chosen = None if items is None else {i.id for i in items}
+    plan = _items_by_day(protocol, start)
     for day in range(max(first_day, 1), last + 1):
+        todays = plan[day]
+        if not todays:
+            continue
         date = start + dt.timedelta(days=day - 1)
-        todays = [item for item in chosen if falls_on(item, day, start, protocol.duration_days)]
-        todays.sort(key=lambda i: i.at)
         for item in todays:
-            yield Occurrence(day, item, date, item.at, local_to_utc(date, times[item.id], tzinfo))
+            if chosen is None or item.id in chosen:
+                yield Occurrence(day, item, date, item.at, _utc(date, item.at, tz))
 
 
 def day_number(start: dt.date, today: dt.date) -> int:
