@@ -46,6 +46,7 @@ import argparse
 import asyncio
 import datetime as dt
 import hashlib
+import json
 import os
 import resource
 import secrets
@@ -65,6 +66,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table  # noqa: E402
 
 from _common import (  # noqa: E402
+    BENCH_DIR,
     ROOT,
     VENV_BIN,
     Server,
@@ -131,6 +133,26 @@ class StreamServer(Server):
 
     def rss_kib(self) -> int | None:
         return rss_kib(self.proc.pid) if self.proc is not None else None
+
+    def gc_stats(self) -> dict[str, Any] | None:
+        """What bench/_gcprobe recorded in the server (only with --gc-stats)."""
+        path = self.extra_env.get("PEERLIFT_BENCH_GC_OUT")
+        if not path:
+            return None
+        try:
+            return json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return None
+
+
+def gc_window(server: StreamServer, since: float, until: float) -> dict[str, Any] | None:
+    """Full (generation 2) collections in the server between two time.time() marks."""
+    stats = server.gc_stats()
+    if stats is None:
+        return None
+    pauses = [p for at, p in stats["gen2_pauses"] if since <= at <= until]
+    return {"full_collections": len(pauses), "full_seconds": sum(pauses),
+            "full_max_seconds": max(pauses, default=0.0), "generations": stats["generations"]}
 
 
 def rss_kib(pid: int | str = "self") -> int | None:
@@ -299,9 +321,11 @@ async def hold_and_post(server: StreamServer, seeded: Seeded, n: int, posts: int
         # Posting
         sends: dict[int, float] = {}
         post_rtts: list[float] = []
+        post_rtts_ok: list[float] = []   # the request time of each post in `sends`, in order
         post_errors: list[str] = []
         incomplete_posts = 0
         cpu_server0, cpu_client0, t_posts0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
+        wall_posts0 = time.time()
         with Progress(TextColumn("    [bold]posting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task("post", total=posts)
@@ -319,6 +343,7 @@ async def hold_and_post(server: StreamServer, seeded: Seeded, n: int, posts: int
                     continue
                 post_id = response.json()["id"]
                 sends[post_id] = t_send
+                post_rtts_ok.append(post_rtts[-1])
                 if not await tracker.wait_delivered(post_id, PER_POST_TIMEOUT):
                     incomplete_posts += 1
                 bar.update(task, completed=k + 1)
@@ -332,6 +357,9 @@ async def hold_and_post(server: StreamServer, seeded: Seeded, n: int, posts: int
         while sum(tracker.counts.get(p, 0) for p in sends) < expected and time.perf_counter() < grace_end:
             await asyncio.sleep(0.1)
         out["rss_after_posts_kib"] = server.rss_kib()
+        await asyncio.sleep(0.3)  # the probe writes every 0.2 s
+        out["gc_opening"] = gc_window(server, 0.0, wall_posts0)
+        out["gc_posting"] = gc_window(server, wall_posts0, time.time())
 
         latencies: list[float] = []
         last_arrival: dict[int, float] = {}
@@ -345,6 +373,12 @@ async def hold_and_post(server: StreamServer, seeded: Seeded, n: int, posts: int
                     last_arrival[post_id] = at
         latencies.sort()
         fanout = sorted((last_arrival[p] - sends[p]) * 1000 for p in last_arrival)
+        per_post = []
+        for (post_id, sent), rtt in zip(sends.items(), post_rtts_ok):
+            got = sorted((r.arrivals[post_id] - sent) * 1000 for r in receivers if post_id in r.arrivals)
+            per_post.append({"post_id": post_id, "post_ms": rtt * 1000, "received": len(got),
+                             "first_ms": got[0] if got else None, "median_ms": percentile(got, 50) if got else None,
+                             "last_ms": got[-1] if got else None})
         rtts = sorted(x * 1000 for x in post_rtts)
         received = len(latencies)
         out.update({
@@ -364,6 +398,7 @@ async def hold_and_post(server: StreamServer, seeded: Seeded, n: int, posts: int
             "fanout_last_p50_ms": percentile(fanout, 50), "fanout_last_max_ms": fanout[-1] if fanout else None,
             "post_rtt_p50_ms": percentile(rtts, 50), "post_rtt_max_ms": rtts[-1] if rtts else None,
             "posting_seconds": posting_seconds,
+            "per_post": per_post,
             "server_cpu_posting_seconds": (cpu_server1 - cpu_server0)
             if cpu_server1 is not None and cpu_server0 is not None else None,
             "client_cpu_posting_seconds": cpu_client1 - cpu_client0,
@@ -399,7 +434,12 @@ def run_case(backend: str, n: int, posts: int, args, workdir: Path) -> dict[str,
     release_engines()
     console.print(f"    seeded {n:,} receivers (users, memberships, sessions) in {seeded.seconds:.1f} s")
 
-    server = StreamServer(url, log_path=workdir / f"server-{backend}-{n}.log")
+    extra_env: dict[str, str] = {}
+    if args.gc_stats:
+        extra_env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR / "_gcprobe"),
+                                                                  os.environ.get("PYTHONPATH")])),
+                     "PEERLIFT_BENCH_GC_OUT": str(workdir / f"gc-{n}.json")}
+    server = StreamServer(url, log_path=workdir / f"server-{backend}-{n}.log", extra_env=extra_env)
     try:
         server.start()
         case["server_startup_seconds"] = server.startup_seconds
@@ -417,6 +457,11 @@ def run_case(backend: str, n: int, posts: int, args, workdir: Path) -> dict[str,
         f"p50 {fmt_ms(case['p50_ms'])} p95 {fmt_ms(case['p95_ms'])} p99 {fmt_ms(case['p99_ms'])} "
         f"max {fmt_ms(case['max_ms'])} ms; POST p50 {fmt_ms(case['post_rtt_p50_ms'])} ms; "
         f"{case['wall_seconds']:.0f} s")
+    for phase in ("opening", "posting"):
+        g = case.get(f"gc_{phase}")
+        if g is not None:
+            console.print(f"    server GC while {phase}: {g['full_collections']} full collections, "
+                          f"{g['full_seconds']:.2f} s in total, longest {g['full_max_seconds'] * 1000:.0f} ms")
     return case
 
 
@@ -436,6 +481,9 @@ def results_table(cases: list[dict[str, Any]], backend: str) -> Table:
                   title_justify="left")
     cols = ["N streams", "posts", "expected", "received", "lost", "drops", "p50", "p95", "p99", "max",
             "last rx p50", "POST p50", "srv CPU", "cli CPU", "wall s"]
+    with_gc = any(c.get("gc_posting") for c in cases)
+    if with_gc:
+        cols.append("full GCs (longest)")
     for col in cols:
         table.add_column(col, justify="right")
     for c in cases:
@@ -452,6 +500,8 @@ def results_table(cases: list[dict[str, Any]], backend: str) -> Table:
             fmt_ms(c["fanout_last_p50_ms"]), fmt_ms(c["post_rtt_p50_ms"]),
             f"{100 * srv / secs:.0f} %" if srv is not None else "–",
             f"{100 * c['client_cpu_posting_seconds'] / secs:.0f} %", f"{c['wall_seconds']:.0f}",
+            *([f"{c['gc_posting']['full_collections']} ({c['gc_posting']['full_max_seconds'] * 1000:.0f} ms)"
+               if c.get("gc_posting") else "–"] if with_gc else []),
         )
     return table
 
@@ -554,6 +604,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="stream openings in flight at once (default 20; with more, the server's connection pool "
                         "can deadlock until its 30 s timeout: see the module docstring)")
     p.add_argument("--open-timeout", type=float, default=240.0, help="seconds allowed to open all streams")
+    p.add_argument("--gc-stats", action="store_true",
+                   help="record the server's garbage-collector pauses (bench/_gcprobe via PYTHONPATH)")
     args = p.parse_args(argv)
     sizes = args.sizes or ("20,100" if args.quick else "20,100,1000")
     args.sizes = [int(s.replace("_", "").replace("k", "000")) for s in sizes.split(",") if s.strip()]
@@ -646,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": total,
         "config": {"backend": args.backend, "sizes": args.sizes, "big": args.big, "quick": args.quick,
                    "posts": args.posts, "gap": args.gap, "open_concurrency": args.open_concurrency,
-                   "grace_seconds": GRACE_SECONDS, "per_post_timeout": PER_POST_TIMEOUT,
+                   "gc_stats": args.gc_stats, "grace_seconds": GRACE_SECONDS, "per_post_timeout": PER_POST_TIMEOUT,
                    "open_files_limit": nofile[0]},
         "machine": machine,
         "targets": {"small_n": TARGET_SMALL_N, "small_p99_ms": TARGET_SMALL_P99_MS, "big_n": TARGET_BIG_N,

@@ -78,25 +78,45 @@ def _use_database(monkeypatch, url: str) -> None:
     dbmod.dispose_engines()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path, monkeypatch) -> Iterator[str]:
-    """The URL of an empty, fully created database; every test gets its own."""
+def _empty_database(kind: str, tmp_path, monkeypatch) -> str:
+    """Point peerlift at an empty, fully created database of ``kind`` and return its URL."""
     from peerlift.migrate import all_models
 
     all_models()
-    if request.param == "sqlite":
+    if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'peerlift.db'}"
         _use_database(monkeypatch, url)
         dbmod.Base.metadata.create_all(dbmod.get_engine())
-    else:
-        url = _postgres_url()
-        _use_database(monkeypatch, url)
-        engine = dbmod.get_engine()
-        dbmod.Base.metadata.create_all(engine)
-        names = ", ".join(t.name for t in dbmod.Base.metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    yield url
+        return url
+    url = _postgres_url()
+    _use_database(monkeypatch, url)
+    engine = dbmod.get_engine()
+    dbmod.Base.metadata.create_all(engine)
+    names = ", ".join(t.name for t in dbmod.Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path, monkeypatch) -> Iterator[str]:
+    """The URL of an empty, fully created database; every test gets its own."""
+    yield _empty_database(request.param, tmp_path, monkeypatch)
+    dbmod.dispose_engines()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def postgres_database(tmp_path, monkeypatch) -> Iterator[str]:
+    """An empty PostgreSQL schema (for tests that are about PostgreSQL)."""
+    yield _empty_database("postgresql", tmp_path, monkeypatch)
+    dbmod.dispose_engines()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def sqlite_database(tmp_path, monkeypatch) -> Iterator[str]:
+    yield _empty_database("sqlite", tmp_path, monkeypatch)
     dbmod.dispose_engines()
     get_settings.cache_clear()
 
@@ -110,37 +130,6 @@ def migrate_fresh(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     upgrade(url)
-
-
-@pytest.fixture
-def postgres_database(monkeypatch) -> Iterator[str]:
-    """An empty PostgreSQL schema of this worker's (for tests that are about PostgreSQL)."""
-    from peerlift.migrate import all_models
-
-    all_models()
-    url = _postgres_url()
-    _use_database(monkeypatch, url)
-    engine = dbmod.get_engine()
-    dbmod.Base.metadata.create_all(engine)
-    names = ", ".join(t.name for t in dbmod.Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    yield url
-    dbmod.dispose_engines()
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def sqlite_database(tmp_path, monkeypatch) -> Iterator[str]:
-    from peerlift.migrate import all_models
-
-    all_models()
-    url = f"sqlite:///{tmp_path / 'peerlift.db'}"
-    _use_database(monkeypatch, url)
-    dbmod.Base.metadata.create_all(dbmod.get_engine())
-    yield url
-    dbmod.dispose_engines()
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -30,6 +30,38 @@ SECURITY_HEADERS = {
 }
 
 
+class SecurityHeaders:
+    """Pure ASGI middleware: security headers on every response, and the cookie of a freshly
+    issued pre-sign-in CSRF token (cheaper than Starlette's BaseHTTPMiddleware)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                present = {name for name, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                headers += [(k, v) for k, v in self.headers if k not in present]
+                token = state.get("new_anon_csrf")
+                if token:
+                    from peerlift.settings import get_settings
+
+                    secure = "; Secure" if get_settings().secure_cookies else ""
+                    headers.append((b"set-cookie", f"{ANON_CSRF_COOKIE}={token}; HttpOnly; Path=/; "
+                                                   f"SameSite=strict{secure}".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
@@ -143,18 +175,7 @@ def create_app() -> FastAPI:
     )
     _install_error_handlers(app)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next):
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        new_token = getattr(request.state, "new_anon_csrf", None)
-        if new_token:
-            from peerlift.settings import get_settings
-
-            response.set_cookie(ANON_CSRF_COOKIE, new_token, httponly=True, samesite="strict",
-                                secure=get_settings().secure_cookies, path="/")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
     for module in (identity_api, community_api, stream_api, notify_api, protocol_api, identity_pages, community_pages,
