@@ -98,3 +98,29 @@ def test_fhir_export_validates_with_r4b_models(tmp_path):
     activities = [ActivityDefinition.model_validate(e.resource.model_dump()) for e in bundle.entry[1:]]
     assert [a.url for a in activities] == [plan.action[0].definitionCanonical]
     assert activities[0].timingTiming.repeat.timeOfDay[0].isoformat() == "09:00:00"
+
+
+def test_shipped_protocols_check_clean():
+    shipped = sorted((Path(__file__).parents[2] / "protocols").glob("*.yaml"))
+    names = {p.name for p in shipped}
+    assert {"smoking-cessation-tweet2quit.yaml", "diabetes-prevention-cdc-dpp.yaml",
+            "peer-support-low-mood.yaml"} <= names
+    result = CliRunner().invoke(app, ["protocol", "check", *map(str, shipped)])
+    assert result.exit_code == 0, result.output
+
+
+def test_tweet2quit_has_two_prompts_a_day_and_daily_feedback():
+    import datetime as dt
+
+    from peerlift.protocols.loader import load
+    from peerlift.protocols.schedule import occurrences
+
+    protocol = load(Path(__file__).parents[2] / "protocols" / "smoking-cessation-tweet2quit.yaml")
+    assert protocol.duration_days == 100 and protocol.quit_day is not None
+    by_day: dict[int, list] = {}
+    for occ in occurrences(protocol, dt.date(2026, 3, 23), "Europe/Berlin"):
+        by_day.setdefault(occ.day, []).append(occ)
+    for day in range(1, 101):
+        posts = [o.local_time for o in by_day[day] if o.item.channel == "circle_post" and o.item.kind == "text"]
+        assert posts.count("09:00") == 1 and posts.count("17:00") == 1, (day, posts)
+        assert sum(1 for o in by_day[day] if o.item.kind == "engagement_feedback") == 1
