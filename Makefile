@@ -42,6 +42,9 @@ test: $(TEST_STAMP) chromium
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/feed.py
+	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/protocols.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -70,11 +70,12 @@ def get_auth(request: Request, db: DB) -> AuthSession | None:
     return request.state.auth
 
 
-def optional_user(auth: Annotated[AuthSession | None, Depends(get_auth)]) -> User | None:
+# These two do no I/O: async, so FastAPI does not hop to a worker thread for them.
+async def optional_user(auth: Annotated[AuthSession | None, Depends(get_auth)]) -> User | None:
     return auth.user if auth else None
 
 
-def current_user(auth: Annotated[AuthSession | None, Depends(get_auth)]) -> User:
+async def current_user(auth: Annotated[AuthSession | None, Depends(get_auth)]) -> User:
     if auth is None:
         raise NotAuthenticated("Sign in first.")
     return auth.user
