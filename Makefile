@@ -38,6 +38,7 @@ chromium:
 	fi
 
 test: $(TEST_STAMP) chromium
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -n auto --dist loadfile -q
 
 bench: $(TEST_STAMP)

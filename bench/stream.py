@@ -79,7 +79,6 @@ from _common import (  # noqa: E402
     percentile,
     postgres_base_url,
     postgres_problem,
-    process_cpu_seconds,
     release_engines,
     reset_postgres_schema,
     run_async,

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from peerlift import db as dbmod
 from peerlift.community.models import Membership
 from peerlift.identity.models import AuthSession, Invitation, User
-from tests.conftest import PASSWORD, assert_error, count_rows, login
+from tests.conftest import PASSWORD, assert_error, count_rows
 
 
 def test_login_sets_cookie_and_returns_csrf_token(world, anon):

@@ -76,7 +76,6 @@ def test_register_rejects_a_bad_file_with_its_lines(world, client_for):
 
 
 def test_rolling_horizon_and_delivery_in_each_persons_time(world, client_for, session):
-    from peerlift.identity.models import User
 
     coach = client_for(world.coach)
     client_for(world.bob).patch("/api/v1/me", json={"timezone": "America/New_York"})
