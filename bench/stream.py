@@ -13,7 +13,8 @@ For each N (a fresh database each time: SQLite in a temp dir, or PostgreSQL in t
    them) are bulk-inserted with SQLAlchemy Core, 5,000 rows a batch, all with one cheap argon2 hash.
 2. ``.venv/bin/peerlift serve --port P --no-scheduler`` runs as its own process (uvicorn, one
    process, PEERLIFT_RUN_WORKER=false).
-3. The poster signs in over HTTP (httpx). A few streams are opened and closed to warm the server,
+3. The poster signs in over HTTP (httpx). 2 x --open-concurrency streams (at most N) are opened
+   and closed to warm the server,
    then its RSS (VmRSS, /proc/<pid>/status) is read; the N receivers open their streams
    (``--open-concurrency`` openings in flight; a stream counts as open at its first frame,
    ``retry:``, sent after the server registered it); the RSS is read again. Openings are kept to
@@ -35,6 +36,10 @@ The client is a small asyncio one (bench/_sse.py: open_connection, a hand-writte
 chunked decoding and SSE parsing on bytes), on uvloop, in this process; the open-files limit is
 raised to the hard limit first. It runs on the same 2-core machine as the server and competes with
 it for CPU: at large N, part of each latency is the client's own time reading N frames.
+
+``--gc-stats`` also records the server's garbage-collector pauses (bench/_gcprobe/sitecustomize.py,
+put on the server's PYTHONPATH): how many full collections ran while the streams opened and while
+the posts went out, and the longest. Off by default, so that the server runs exactly as users run it.
 
 Targets (product spec): p99 <= 50 ms at N = 100; one process holding 10,000 open streams with a
 fan-out p99 <= 250 ms, 0 lost and <= 50 KB of memory per connection.
@@ -252,11 +257,13 @@ async def hold_and_post(server: StreamServer, seeded: Seeded, n: int, posts: int
     tasks: list[asyncio.Task] = []
     receivers: list[Receiver] = []
     try:
-        # Warm-up: a few streams opened and closed, so the baseline RSS includes the code paths
-        # (thread pool, compiled SQL, imports) that any first stream brings in.
-        warm = Tracker(receivers=min(WARMUP_STREAMS, n))
-        warm_slots = asyncio.Semaphore(WARMUP_STREAMS)
-        warm_rx = [Receiver(host, port, seeded.tokens[i], warm) for i in range(min(WARMUP_STREAMS, n))]
+        # Warm-up: streams opened and closed (twice as many as open at once), so that the baseline
+        # RSS already has what any burst of openings brings in once: imports, compiled SQL, the
+        # thread pool's threads and the pooled database connections (SQLite page caches).
+        n_warm = min(n, max(WARMUP_STREAMS, 2 * args.open_concurrency))
+        warm = Tracker(receivers=n_warm)
+        warm_slots = asyncio.Semaphore(args.open_concurrency)
+        warm_rx = [Receiver(host, port, seeded.tokens[i], warm) for i in range(n_warm)]
         warm_tasks = [asyncio.create_task(r.run(warm_slots)) for r in warm_rx]
         await asyncio.wait_for(warm.all_open.wait(), 60)
         warm.stopping = True
