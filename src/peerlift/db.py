@@ -164,6 +164,14 @@ def make_session(engine: Engine, *, write: bool = False) -> Session:
     return Session(bind=bind, expire_on_commit=False, autoflush=True)
 
 
+MEMO = "peerlift_memo"
+
+
+def memo(session: Session) -> dict:
+    """A dictionary that lives as long as the current transaction (for lookups worth remembering)."""
+    return session.info.setdefault(MEMO, {})
+
+
 # Work queued during a transaction (live events, jobs) runs only after the commit.
 def on_commit(session: Session, fn: Callable[[], None]) -> None:
     session.info.setdefault("after_commit", []).append(fn)
@@ -171,6 +179,7 @@ def on_commit(session: Session, fn: Callable[[], None]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    session.info.pop(MEMO, None)
     callbacks = session.info.pop("after_commit", [])
     for fn in callbacks:
         fn()
@@ -180,6 +189,7 @@ def _run_after_commit(session: Session) -> None:
 def _drop_after_rollback(session: Session, previous) -> None:
     if not previous.nested:
         session.info.pop("after_commit", None)
+        session.info.pop(MEMO, None)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from peerlift.db import utcnow
+from peerlift.db import MEMO, memo, utcnow
 from peerlift.delivery.models import DeliveryStatus, ScheduledDelivery
 from peerlift.delivery.scheduler import schedule
 from peerlift.errors import InvalidInput
@@ -22,8 +22,14 @@ EMAIL_BATCH_WINDOW = dt.timedelta(minutes=2)
 
 
 def channel_for(session: Session, user_id: int, kind: Kind) -> Channel:
-    chosen = session.scalar(select(Preference.channel).where(Preference.user_id == user_id, Preference.kind == kind))
-    return chosen or DEFAULT_CHANNELS[kind]
+    """The person's choice for this kind (remembered for the rest of the unit of work)."""
+    remembered = memo(session)
+    key = ("notify_channel", user_id, kind)
+    if key not in remembered:
+        chosen = session.scalar(select(Preference.channel).where(Preference.user_id == user_id,
+                                                                 Preference.kind == kind))
+        remembered[key] = chosen or DEFAULT_CHANNELS[kind]
+    return remembered[key]
 
 
 def settings_for(session: Session, user_id: int) -> Settings:
@@ -80,10 +86,12 @@ def notify(session: Session, *, user_id: int, kind: Kind, actor_id: int | None =
                         delivery_id=delivery_id, email=channel == Channel.email)
     session.add(note)
     session.flush()
+    # No unread count here: counting a person's unread notifications on every new one costs more
+    # the more they have; clients add one, and `notifications.read` carries the exact count.
     publish(session, "notification.created", Audience(user_id=user_id), actor_id=actor_id,
             object_type="notification", object_id=note.id,
-            data={"notification_id": note.id, "kind": kind.value, "unread_count": unread_count(session, user_id),
-                  "post_id": post_id, "conversation_id": conversation_id})
+            data={"notification_id": note.id, "kind": kind.value, "post_id": post_id,
+                  "conversation_id": conversation_id})
     if channel == Channel.email:
         _schedule_activity_email(session, user_id, note.id)
     return note
@@ -124,6 +132,7 @@ def _check_hhmm(value: str, field: str) -> str:
 def update_settings(session: Session, user: User, *, channels: dict[str, str] | None = None,
                     quiet_start: str | None = None, quiet_end: str | None = None,
                     digest: str | None = None, digest_hour: int | None = None) -> Settings:
+    session.info.pop(MEMO, None)
     for kind_name, channel_name in (channels or {}).items():
         try:
             kind = Kind(kind_name)

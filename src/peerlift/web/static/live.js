@@ -83,8 +83,9 @@
    "comment.edited", "comment.deleted", "reaction.added", "reaction.removed", "poll.voted"].forEach(function (type) {
     source.addEventListener(type, function (e) { onPostEvent(type, JSON.parse(e.data)); });
   });
-  ["notification.created", "notifications.read"].forEach(function (type) {
-    source.addEventListener(type, function (e) { setBadge("nav-notifications", JSON.parse(e.data).unread_count); });
+  source.addEventListener("notification.created", function () { bumpBadge("nav-notifications"); });
+  source.addEventListener("notifications.read", function (e) {
+    setBadge("nav-notifications", JSON.parse(e.data).unread_count);
   });
   source.addEventListener("message.created", function (e) {
     var data = JSON.parse(e.data);
