@@ -156,3 +156,29 @@ def test_slow_client_is_dropped_and_memory_stays_bounded(world, live_server):
     loop.run_until_complete(asyncio.sleep(0))
     assert conn.queue.qsize() == 0  # nothing more piles up for a dropped client
     loop.close()
+
+
+def test_a_burst_of_openings_larger_than_the_connection_pool_all_open(world, live_server):
+    """60 streams opening at once (the pool holds 40 connections): each opening uses one
+    connection, briefly, so none waits for a second one and all open."""
+    import asyncio
+
+    bob = http_login(live_server.url, world.bob)
+    cookies = dict(bob.cookies)
+
+    async def open_one(client: httpx.AsyncClient) -> int:
+        async with client.stream("GET", "/api/v1/stream") as response:
+            async for line in response.aiter_lines():
+                if line.startswith("retry:"):
+                    return response.status_code
+        return -1
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=live_server.url, cookies=cookies, timeout=20,
+                                     limits=httpx.Limits(max_connections=100)) as client:
+            return await asyncio.wait_for(asyncio.gather(*(open_one(client) for _ in range(60))), 20)
+
+    started = time.monotonic()
+    statuses = asyncio.run(burst())
+    assert statuses == [200] * 60
+    assert time.monotonic() - started < 15

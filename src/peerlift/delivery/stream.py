@@ -19,12 +19,11 @@ from sqlalchemy import func, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from peerlift.community.models import Conversation, Membership
-from peerlift.db import get_engine, make_session
 from peerlift.delivery.hub import DROP, frame, hub
 from peerlift.errors import BadRequest, responses
 from peerlift.events import LIVE_KINDS, Event
 from peerlift.settings import get_settings
-from peerlift.web.deps import CurrentUser
+from peerlift.web.deps import DB, CurrentUser
 
 router = APIRouter(prefix="/api/v1", tags=["delivery"])
 
@@ -42,27 +41,21 @@ def audience_keys(session, user_id: int) -> tuple[set[str], set[int], set[int]]:
     return keys, spaces, conversations
 
 
-def _keys(user_id: int) -> tuple[set[str], set[int], set[int]]:
-    with make_session(get_engine()) as s:
-        return audience_keys(s, user_id)
-
-
-def _replay(user_id: int, spaces: set[int], conversations: set[int],
+def _replay(session, user_id: int, spaces: set[int], conversations: set[int],
             last_id: int | None) -> tuple[list[str], int | None, int]:
     """Replay frames, a resync id (or None), and the newest committed id."""
-    with make_session(get_engine()) as s:
-        newest = s.scalar(select(func.max(Event.id))) or 0
-        if last_id is None:
-            return [], None, newest
-        if last_id > newest:
-            return [], newest, newest
-        visible = or_(Event.space_id.in_(spaces), Event.conversation_id.in_(conversations), Event.user_id == user_id)
-        rows = list(s.scalars(
-            select(Event).where(Event.id > last_id, Event.id <= newest, Event.kind.in_(LIVE_KINDS), visible)
-            .order_by(Event.id).limit(REPLAY_LIMIT + 1)))
-        if len(rows) > REPLAY_LIMIT:
-            return [], newest, newest
-        return [frame(e) for e in rows], None, newest
+    newest = session.scalar(select(func.max(Event.id))) or 0
+    if last_id is None:
+        return [], None, newest
+    if last_id > newest:
+        return [], newest, newest
+    visible = or_(Event.space_id.in_(spaces), Event.conversation_id.in_(conversations), Event.user_id == user_id)
+    rows = list(session.scalars(
+        select(Event).where(Event.id > last_id, Event.id <= newest, Event.kind.in_(LIVE_KINDS), visible)
+        .order_by(Event.id).limit(REPLAY_LIMIT + 1)))
+    if len(rows) > REPLAY_LIMIT:
+        return [], newest, newest
+    return [frame(e) for e in rows], None, newest
 
 
 def _resync(event_id: int) -> str:
@@ -77,7 +70,7 @@ def _resync(event_id: int) -> str:
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
                **responses(400, 401)},
 )
-async def stream(request: Request, user: CurrentUser,
+async def stream(request: Request, user: CurrentUser, db: DB,
                  last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None):
     """Everything the signed-in person may see, live. Resume with the ``Last-Event-ID`` header
     (browsers send it on reconnect) or ``?last_event_id=``."""
@@ -89,11 +82,14 @@ async def stream(request: Request, user: CurrentUser,
                              field="Last-Event-ID", code="bad_last_event_id")
         last_id = int(raw)
     user_id = user.id
-    keys, spaces, conversations = await run_in_threadpool(_keys, user_id)
+    # Everything below uses the request's own session: one pooled connection per opening, so a
+    # burst of reconnects cannot leave every opening holding one connection and waiting for a second.
+    keys, spaces, conversations = await run_in_threadpool(audience_keys, db, user_id)
     # Register before reading the replay: whatever commits from now on reaches the queue.
     conn = hub.register(user_id, keys, asyncio.get_running_loop())
     try:
-        replay, resync_id, newest = await run_in_threadpool(_replay, user_id, spaces, conversations, last_id)
+        await run_in_threadpool(db.commit)  # a fresh snapshot: the replay sees all that committed so far
+        replay, resync_id, newest = await run_in_threadpool(_replay, db, user_id, spaces, conversations, last_id)
     except BaseException:
         hub.unregister(conn)
         raise
