@@ -84,3 +84,13 @@ def test_reactions_on_comments(world, client_for):
     assert thread[0]["reactions"] == {"hug": 1} and thread[0]["my_reactions"] == []
     assert_error(alice.put(f"/api/v1/comments/{comment_id}/reactions/nope"), 422)
     assert_error(client_for(world.carol).put(f"/api/v1/comments/{comment_id}/reactions/hug"), 404)
+
+
+def test_comment_edit_history(world, client_for):
+    alice, bob = client_for(world.alice), client_for(world.bob)
+    post_id = post(alice, world.circle, "hello").json()["id"]
+    comment_id = _comment(bob, post_id, "first").json()["id"]
+    bob.patch(f"/api/v1/comments/{comment_id}", json={"body": "second"})
+    history = alice.get(f"/api/v1/comments/{comment_id}/history").json()
+    assert [h["body"] for h in history] == ["first", "second"]
+    assert_error(client_for(world.carol).get(f"/api/v1/comments/{comment_id}/history"), 404)

@@ -195,3 +195,16 @@ def test_passwords_are_stored_as_argon2(world):
     with dbmod.transaction(write=False) as s:
         stored = s.get(User, world.alice.id).password_hash
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+def test_change_password(world, client_for):
+    alice = client_for(world.alice)
+    assert_error(alice.post("/api/v1/me/password", json={"current_password": "wrong one!", "new_password": "x" * 12}),
+                 401, "invalid_credentials", "current_password")
+    assert_error(alice.post("/api/v1/me/password", json={"current_password": PASSWORD, "new_password": "short"}),
+                 422, "invalid", "new_password")
+    assert alice.post("/api/v1/me/password", json={"current_password": PASSWORD,
+                                                   "new_password": "a fresh long password"}).status_code == 204
+    again = client_for(None).post("/api/v1/auth/login", json={"email": world.alice.email,
+                                                               "password": "a fresh long password"})
+    assert again.status_code == 200

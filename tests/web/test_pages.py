@@ -111,3 +111,15 @@ def test_pages_render_for_every_role(world, client_for):
         login(client, person)
         for url in ("/circles", "/messages", "/profile"):
             assert client.get(url).status_code == 200, (person.display_name, url)
+
+
+def test_change_password_form(world, anon):
+    _sign_in(anon, world.alice)
+    page = anon.get("/profile")
+    token = form_token(page.text)
+    wrong = anon.post("/profile/password", data={"csrf_token": token, "current_password": "nope nope nope",
+                                                 "new_password": "another long password"})
+    assert wrong.status_code == 401 and "The current password is not right." in wrong.text
+    ok = anon.post("/profile/password", data={"csrf_token": token, "current_password": PASSWORD,
+                                              "new_password": "another long password"}, follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/profile?saved=1"

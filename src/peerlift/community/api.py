@@ -219,6 +219,12 @@ def edit_comment(comment_id: int, body: CommentPatch, db: DB, user: CurrentUser)
     return queries.comment_view(db, access, comment)
 
 
+@router.get("/comments/{comment_id}/history", response_model=list[RevisionOut], responses=R(401, 404))
+def comment_history(comment_id: int, db: DB, user: CurrentUser):
+    _access, _post, comment = comment_access(db, user, comment_id)
+    return [RevisionOut(body=body, written_at=at) for body, at in queries.comment_history(db, comment)]
+
+
 @router.delete("/comments/{comment_id}", status_code=204, responses=R(401, 403, 404))
 def delete_comment(comment_id: int, db: DB, user: CurrentUser):
     access, _post, comment = comment_access(db, user, comment_id)

@@ -66,7 +66,6 @@ class Hub:
         self._by_key: dict[str, set[Connection]] = defaultdict(set)
         self._by_user: dict[int, set[Connection]] = defaultdict(set)
         self._lock = threading.Lock()
-        self.delivered = 0
 
     def register(self, user_id: int, keys: set[str], loop: asyncio.AbstractEventLoop) -> Connection:
         conn = Connection(user_id=user_id, keys=set(keys), loop=loop, queue=asyncio.Queue(maxsize=self.queue_size))
@@ -89,10 +88,6 @@ class Hub:
                 users.discard(conn)
                 if not users:
                     del self._by_user[conn.user_id]
-
-    def connection_count(self) -> int:
-        with self._lock:
-            return sum(len(c) for c in self._by_user.values())
 
     def _grant(self, user_id: int, key: str) -> None:
         for conn in self._by_user.get(user_id, ()):
@@ -136,7 +131,6 @@ class Hub:
                 loop.call_soon_threadsafe(_offer_all, conns, item)
             except RuntimeError:  # loop closed: its connections are gone
                 continue
-        self.delivered += len(targets)
         return len(targets)
 
 

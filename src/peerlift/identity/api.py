@@ -6,7 +6,17 @@ from fastapi import APIRouter, Request, Response
 
 from peerlift.errors import responses
 from peerlift.identity import service
-from peerlift.identity.schemas import ForgotIn, LoginIn, MeOut, ProfileIn, ResetIn, SessionOut, SignupIn, UserOut
+from peerlift.identity.schemas import (
+    ForgotIn,
+    LoginIn,
+    MeOut,
+    PasswordChangeIn,
+    ProfileIn,
+    ResetIn,
+    SessionOut,
+    SignupIn,
+    UserOut,
+)
 from peerlift.policy import visible_user
 from peerlift.settings import get_settings
 from peerlift.web.deps import DB, CurrentUser, client_ip, get_auth
@@ -71,6 +81,12 @@ def me(user: CurrentUser) -> MeOut:
 def update_me(body: ProfileIn, db: DB, user: CurrentUser) -> MeOut:
     service.update_profile(db, user, **body.model_dump(exclude_unset=True))
     return MeOut.model_validate(user)
+
+
+@router.post("/me/password", status_code=204, responses=responses(401, 403, 422))
+def change_password(body: PasswordChangeIn, db: DB, user: CurrentUser) -> Response:
+    service.change_password(db, user, body.current_password, body.new_password)
+    return Response(status_code=204)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, responses=responses(401, 404))

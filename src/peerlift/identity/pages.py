@@ -85,6 +85,19 @@ def save_profile(request: Request, db: DB, user: CurrentUser,
     return RedirectResponse("/profile?saved=1", status_code=303)
 
 
+@router.post("/profile/password")
+def change_password(request: Request, db: DB, user: CurrentUser,
+                    current_password: Annotated[str, Form(max_length=256)] = "",
+                    new_password: Annotated[str, Form(max_length=256)] = ""):
+    try:
+        service.change_password(db, user, current_password, new_password)
+    except PeerliftError as exc:
+        db.rollback()
+        return page(request, "profile.html", {"timezones": TIMEZONES, "password_error": exc.message},
+                    status_code=exc.status_code)
+    return RedirectResponse("/profile?saved=1", status_code=303)
+
+
 @router.get("/join/{token}")
 def join_form(request: Request, token: str, db: DB):
     from peerlift.community.models import Space

@@ -61,3 +61,9 @@ class ResetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     token: str = Field(max_length=128)
     password: str = Field(max_length=256)
+
+
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(max_length=256)
+    new_password: str = Field(max_length=256)

@@ -226,6 +226,8 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     check_password_rules(new, "new_password")
     user.password_hash = hash_password(new)
     audit(session, user.id, "password.changed", "user", user.id)
+    publish(session, "password.changed", Audience(user_id=user.id), actor_id=user.id, object_type="user",
+            object_id=user.id)
 
 
 # --- invitations -----------------------------------------------------------------------
@@ -274,10 +276,6 @@ def find_invitation(session: Session, token: str, *, for_update: bool = False) -
         raise InvitationUnusable("This invitation has been used up. Ask your coach for a new link.", field="token")
     return invitation
 
-
-def revoke_invitation(session: Session, invitation: Invitation, actor: User) -> None:
-    invitation.revoked_at = utcnow()
-    audit(session, actor.id, "invitation.revoked", "invitation", invitation.id)
 
 
 # --- password reset --------------------------------------------------------------------------
