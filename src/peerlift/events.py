@@ -124,6 +124,8 @@ def _write_events(session: Session) -> None:
     inserted last, just before its commit; on PostgreSQL a transaction-scoped advisory lock
     taken here makes "take ids, commit" one step at a time (SQLite has one writer anyway), and
     it is held only for that short step."""
+    if session.in_nested_transaction():
+        return  # a savepoint being released: the events wait for the real commit
     pending = session.info.pop(PENDING, None)
     if not pending:
         return

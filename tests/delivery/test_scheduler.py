@@ -46,6 +46,7 @@ def test_condition_rechecked_at_send_time_skips(world):
 
 
 def test_failures_retry_with_backoff_then_give_up(world, monkeypatch):
+    scheduler.load_handlers()  # registered before they are replaced, not after
     calls = []
 
     def broken(session, row):
@@ -74,6 +75,7 @@ def test_failures_retry_with_backoff_then_give_up(world, monkeypatch):
 
 
 def test_a_failing_item_does_not_undo_its_batch(world, monkeypatch):
+    scheduler.load_handlers()
     real = scheduler.HANDLERS["notify.prompt"].fn
 
     def picky(session, row):

@@ -144,23 +144,18 @@ class Worker:
             if engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = list(session.scalars(query))
+            internal = []
             for row in rows:
                 spec = HANDLERS.get(row.kind)
                 row.attempts += 1
                 if spec is None:
                     _fail(row, LookupError(f"no handler for {row.kind!r}"), now)
-                    continue
-                if spec.external:
+                elif spec.external:
                     row.lease_until, row.lease_owner = now + LEASE, self.name
                     external.append(row.id)
-                    continue
-                try:
-                    with session.begin_nested():
-                        outcome = spec.fn(session, row)
-                except Exception as exc:  # noqa: BLE001 - recorded on the row, retried later
-                    _fail(row, exc, now)
-                    continue
-                _finish(row, outcome, now)
+                else:
+                    internal.append((row, spec))
+            self._perform(session, internal, now)
             session.commit()
         except BaseException:
             session.rollback()
@@ -170,6 +165,29 @@ class Worker:
         for row_id in external:
             self._run_external(row_id)
         return len(rows)
+
+    @staticmethod
+    def _perform(session: Session, internal: list, now: dt.datetime) -> None:
+        """Deliver a batch in one savepoint; if any item fails, undo it and deliver them one
+        savepoint each, so a failing item neither blocks nor undoes the others."""
+        if not internal:
+            return
+        outcomes: list = []
+        try:
+            if len(internal) > 1:
+                with session.begin_nested():
+                    outcomes = [(row, spec.fn(session, row)) for row, spec in internal]
+        except Exception:  # noqa: BLE001 - found out which one below
+            outcomes = []
+        if not outcomes:
+            for row, spec in internal:
+                try:
+                    with session.begin_nested():
+                        outcomes.append((row, spec.fn(session, row)))
+                except Exception as exc:  # noqa: BLE001 - recorded on the row, retried later
+                    _fail(row, exc, now)
+        for row, outcome in outcomes:
+            _finish(row, outcome, now)
 
     def _run_external(self, row_id: int) -> None:
         """Send outside any transaction, then mark done only if the lease is still ours."""

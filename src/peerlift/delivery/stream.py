@@ -20,10 +20,12 @@ from starlette.concurrency import run_in_threadpool
 
 from peerlift.community.models import Conversation, Membership
 from peerlift.delivery.hub import DROP, frame, hub
-from peerlift.errors import BadRequest, responses
+from peerlift.errors import BadRequest, NotAuthenticated, responses
 from peerlift.events import LIVE_KINDS, Event
 from peerlift.settings import get_settings
-from peerlift.web.deps import DB, CurrentUser
+from peerlift.db import get_engine, make_session
+from peerlift.identity.service import resolve_session
+from peerlift.web.deps import SESSION_COOKIE
 
 router = APIRouter(prefix="/api/v1", tags=["delivery"])
 
@@ -58,6 +60,28 @@ def _replay(session, user_id: int, spaces: set[int], conversations: set[int],
     return [frame(e) for e in rows], None, newest
 
 
+def _open(token: str | None, last_id: int | None, loop):
+    """Sign-in check, audience, registration and replay in one go, on one pooled connection that
+    is given back before the stream starts: a reconnect storm never leaves requests holding a
+    connection while they wait for a thread, or the other way round."""
+    with make_session(get_engine()) as session:
+        auth = resolve_session(session, token, days=get_settings().session_days)
+        if auth is None:
+            return None
+        user_id = auth.user_id
+        keys, spaces, conversations = audience_keys(session, user_id)
+        # Register before reading the replay: whatever commits from now on reaches the queue.
+        conn = hub.register(user_id, keys, loop)
+        try:
+            session.commit()  # a fresh snapshot: the replay sees all that committed so far
+            replay, resync_id, newest = _replay(session, user_id, spaces, conversations, last_id)
+            session.commit()
+        except BaseException:
+            hub.unregister(conn)
+            raise
+    return conn, replay, resync_id, newest
+
+
 def _resync(event_id: int) -> str:
     payload = json.dumps({"id": event_id, "type": "resync",
                           "message": "Reload what you show; the stream continues from this id."})
@@ -70,7 +94,7 @@ def _resync(event_id: int) -> str:
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
                **responses(400, 401)},
 )
-async def stream(request: Request, user: CurrentUser, db: DB,
+async def stream(request: Request,
                  last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None):
     """Everything the signed-in person may see, live. Resume with the ``Last-Event-ID`` header
     (browsers send it on reconnect) or ``?last_event_id=``."""
@@ -81,18 +105,11 @@ async def stream(request: Request, user: CurrentUser, db: DB,
             raise BadRequest("Last-Event-ID must be the number of an event this stream sent.",
                              field="Last-Event-ID", code="bad_last_event_id")
         last_id = int(raw)
-    user_id = user.id
-    # Everything below uses the request's own session: one pooled connection per opening, so a
-    # burst of reconnects cannot leave every opening holding one connection and waiting for a second.
-    keys, spaces, conversations = await run_in_threadpool(audience_keys, db, user_id)
-    # Register before reading the replay: whatever commits from now on reaches the queue.
-    conn = hub.register(user_id, keys, asyncio.get_running_loop())
-    try:
-        await run_in_threadpool(db.commit)  # a fresh snapshot: the replay sees all that committed so far
-        replay, resync_id, newest = await run_in_threadpool(_replay, db, user_id, spaces, conversations, last_id)
-    except BaseException:
-        hub.unregister(conn)
-        raise
+    opened = await run_in_threadpool(_open, request.cookies.get(SESSION_COOKIE), last_id,
+                                     asyncio.get_running_loop())
+    if opened is None:
+        raise NotAuthenticated("Sign in first.")
+    conn, replay, resync_id, newest = opened
     keepalive = get_settings().stream_keepalive_seconds
 
     async def events():

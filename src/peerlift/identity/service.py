@@ -179,11 +179,18 @@ def resolve_session(session: Session, token: str | None, *, days: int = 14) -> A
     if auth is None or auth.expires_at <= now or not auth.user.is_active:
         return None
     if now - auth.last_seen_at > SESSION_TOUCH_EVERY:
-        session.execute(
-            update(AuthSession)
-            .where(AuthSession.id == auth.id)
-            .values(last_seen_at=now, expires_at=now + dt.timedelta(days=days))
-        )
+        touch = (update(AuthSession).where(AuthSession.id == auth.id)
+                 .values(last_seen_at=now, expires_at=now + dt.timedelta(days=days)))
+        if session.get_bind().get_execution_options().get("peerlift_write") or \
+                session.get_bind().dialect.name != "sqlite":
+            session.execute(touch)
+        else:
+            # A read transaction must not turn into a write on SQLite (it would fail if anything
+            # committed since it began): the touch gets a short write transaction of its own.
+            from peerlift.db import transaction
+
+            with transaction() as write:
+                write.execute(touch)
     return auth
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from peerlift.db import get_engine, make_session
@@ -98,9 +99,12 @@ def csrf_token_for(request: Request) -> str:
     return viewer.csrf_token if viewer else anonymous_csrf_token(request)
 
 
-async def csrf_protect(request: Request, auth: Annotated[AuthSession | None, Depends(get_auth)]) -> None:
+async def csrf_protect(request: Request, db: DB) -> None:
+    # Reads take no database connection here: the session is created lazily, and only a write
+    # looks up who is signed in (the answer is kept for the route's own dependencies).
     if request.method in SAFE_METHODS or request.url.path in CSRF_EXEMPT:
         return
+    auth = await run_in_threadpool(get_auth, request, db)
     expected = auth.csrf_token if auth else request.cookies.get(ANON_CSRF_COOKIE)
     sent = request.headers.get("x-csrf-token")
     if sent is None:
