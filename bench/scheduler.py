@@ -191,9 +191,16 @@ def verify(conn, count: int) -> dict[str, Any]:
         "last_errors": [r[0] for r in conn.execute(text(
             "SELECT DISTINCT last_error FROM scheduled_delivery WHERE last_error <> '' LIMIT 5"))],
     }
-    out["exactly_once"] = (out["notifications"] == count and out["notifications_distinct_delivery"] == count
-                           and out["notifications_without_delivery"] == 0 and out["rows_done"] == count
-                           and out["rows_done_without_notification"] == 0)
+    out["notifications_for_rows_not_done"] = one(
+        "SELECT count(*) FROM notification n JOIN scheduled_delivery d ON d.id = n.delivery_id "
+        "WHERE d.status <> 'done'")
+    # Exactly once: every row marked done has one notification, and no notification exists without
+    # its row marked done (checked after the workers stopped, so in-flight batches have settled).
+    out["exactly_once"] = (out["notifications"] == out["notifications_distinct_delivery"] == out["rows_done"]
+                           and out["notifications_without_delivery"] == 0
+                           and out["rows_done_without_notification"] == 0
+                           and out["notifications_for_rows_not_done"] == 0)
+    out["complete"] = out["rows_done"] == count and out["notifications"] == count
     return out
 
 
@@ -306,7 +313,7 @@ def run_round(count: int, workers: int, batch: int, args, workdir: Path) -> dict
         out["verify"] = verify(conn, count)
     poll_engine.dispose()
 
-    delivered = final["done"]
+    delivered = final["done"]  # at the last poll, i.e. within `elapsed`
     out.update({
         "seconds": elapsed,
         "first_delivery_seconds": first_done_at,
@@ -333,12 +340,35 @@ def run_round(count: int, workers: int, batch: int, args, workdir: Path) -> dict
     v = out["verify"]
     console.print(
         f"    {delivered:,}/{count:,} done in {elapsed:.1f} s = {out['rate']:,.0f} deliveries/s "
-        f"(first delivery after {first_done_at or 0:.1f} s; steady {out['steady_rate'] or 0:,.0f}/s); "
-        f"notifications {v['notifications']:,}, exactly once: {'yes' if v['exactly_once'] else '[red]NO[/red]'}")
+        f"(first delivery after {first_done_at or 0:.1f} s; steady {out['steady_rate'] or 0:,.0f}/s)")
+    console.print(
+        f"    after the workers stopped: {v['rows_done']:,} rows done, {v['notifications']:,} notifications, "
+        f"exactly once: {'yes' if v['exactly_once'] else '[red]NO[/red]'}; "
+        f"complete: {'yes' if v['complete'] else '[red]no[/red]'}")
+    quarter = rate_by_quarter(timeline)
+    if quarter:
+        out["rate_by_quarter"] = quarter
+        console.print("    deliveries/s by quarter of the run: " + ", ".join(f"{q:,.0f}" for q in quarter))
     states = ", ".join(f"{k} {m:.1f}" for k, m in list(out["backend_states_mean"].items())[:5])
     console.print(f"    workers' PostgreSQL backends, mean per poll: {states}")
     if errors:
         console.print(f"    [yellow]worker logs have {len(errors)} warning/error lines[/yellow], e.g. {errors[0][:200]}")
+    return out
+
+
+def rate_by_quarter(timeline: list[tuple[float, int]]) -> list[float] | None:
+    """Deliveries per second in each quarter of the run (does the rate hold as tables grow?)."""
+    if len(timeline) < 8:
+        return None
+    end = timeline[-1][0]
+    marks = [end * q / 4 for q in range(5)]
+    out = []
+    for lo, hi in zip(marks, marks[1:]):
+        pts = [(t, n) for t, n in timeline if lo <= t <= hi]
+        if len(pts) < 2:
+            return None
+        (t0, n0), (t1, n1) = pts[0], pts[-1]
+        out.append((n1 - n0) / (t1 - t0) if t1 > t0 else 0.0)
     return out
 
 
@@ -348,7 +378,7 @@ def results_table(rounds: list[dict[str, Any]]) -> Table:
     table = Table(title="peerlift scheduler: notify.prompt deliveries by `peerlift worker` processes (PostgreSQL)",
                   title_justify="left")
     cols = ["rows", "workers", "--batch", "done", "seconds", "deliveries/s", "steady /s", "1st delivery s",
-            "exactly once", "retried", "worker CPU s", "PG CPU s", "waiting on advisory lock"]
+            "exactly once", "complete", "retried", "worker CPU s", "PG CPU s", "waiting on advisory lock"]
     for col in cols:
         table.add_column(col, justify="right")
     for r in rounds:
@@ -359,12 +389,17 @@ def results_table(rounds: list[dict[str, Any]]) -> Table:
         v = r["verify"]
         lock = r["backend_states_mean"].get("lock:advisory", 0.0)
         secs = f"{r['seconds']:.1f}"
-        if r["count"] >= TARGET_COUNT and r["workers"] == TARGET_WORKERS:
-            secs = f"[green]{secs}[/green]" if r["seconds"] <= TARGET_SECONDS and v["exactly_once"] else f"[red]{secs}[/red]"
+        if r.get("timed_out"):
+            secs = f"[red]>{secs}[/red]"
+        elif r["count"] >= TARGET_COUNT and r["workers"] == TARGET_WORKERS:
+            ok = r["seconds"] <= TARGET_SECONDS and v["exactly_once"] and v["complete"]
+            secs = f"[green]{secs}[/green]" if ok else f"[red]{secs}[/red]"
         table.add_row(
             fmt_count(r["count"]), str(r["workers"]), str(r["batch"]), f"{r['delivered']:,}", secs,
             f"{r['rate']:,.0f}", f"{r['steady_rate'] or 0:,.0f}", f"{r['first_delivery_seconds'] or 0:.1f}",
-            "[green]yes[/green]" if v["exactly_once"] else "[red]NO[/red]", f"{v['rows_retried']:,}",
+            "[green]yes[/green]" if v["exactly_once"] else "[red]NO[/red]",
+            "yes" if v["complete"] else ("[red]timed out[/red]" if r.get("timed_out") else "[red]no[/red]"),
+            f"{v['rows_retried']:,}",
             f"{r['worker_cpu_seconds']:.0f}",
             f"{r['postgres_backend_cpu_seconds']:.0f}" if r["postgres_backend_cpu_seconds"] is not None else "–",
             f"{lock:.1f} of {r['workers']}",
@@ -383,12 +418,14 @@ def verdict(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     if best is None:
         return {"evaluated": False, "reason": f"no round with {TARGET_WORKERS} workers"}
     full = best["count"] >= TARGET_COUNT
-    met = full and best["seconds"] <= TARGET_SECONDS and best["verify"]["exactly_once"] and best["delivered"] == best["count"]
+    v = best["verify"]
+    met = full and best["seconds"] <= TARGET_SECONDS and v["exactly_once"] and v["complete"]
     return {
         "evaluated": True, "full_size": full, "met": met, "batch": best["batch"], "count": best["count"],
         "seconds": best["seconds"], "rate": best["rate"], "needed_rate": need_rate,
+        "delivered": best["delivered"], "timed_out": bool(best.get("timed_out")),
         "projected_seconds_for_target": TARGET_COUNT / best["rate"] if best["rate"] else None,
-        "exactly_once": best["verify"]["exactly_once"],
+        "exactly_once": v["exactly_once"], "complete": v["complete"],
     }
 
 
@@ -400,7 +437,13 @@ def print_verdict(v: dict[str, Any]) -> None:
         return
     if v["full_size"]:
         mark = "[green]MET[/green]" if v["met"] else "[red]MISSED[/red]"
-        console.print(f"  {mark}: {v['count']:,} in {v['seconds']:.1f} s = {v['rate']:,.0f}/s (--batch {v['batch']}); "
+        if v["timed_out"]:
+            done = (f"only {v['delivered']:,} of {v['count']:,} delivered when the round gave up after "
+                    f"{v['seconds']:.0f} s ({v['rate']:,.0f}/s; at that rate all would take "
+                    f"~{v['count'] / max(v['rate'], 1e-9):.0f} s)")
+        else:
+            done = f"{v['count']:,} in {v['seconds']:.1f} s = {v['rate']:,.0f}/s"
+        console.print(f"  {mark}: {done} (--batch {v['batch']}); "
                       f"exactly once: {'yes' if v['exactly_once'] else 'NO'}")
     else:
         projected = v["projected_seconds_for_target"]
@@ -421,7 +464,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: 5,000 rows")
     p.add_argument("--count", type=int, help=f"due rows to deliver (default {TARGET_COUNT:,}; --quick 5,000)")
     p.add_argument("--workers", default=str(TARGET_WORKERS), help="worker processes; a comma list runs one round each")
-    p.add_argument("--batch", default="200", help="--batch of each worker; a comma list runs one round each")
+    p.add_argument("--batch", default="500", help="--batch of each worker; a comma list runs one round each")
     p.add_argument("--users", type=int, default=100, help="people the prompts go to (default 100)")
     p.add_argument("--same-due", action="store_true", help="every row gets the same due_at")
     p.add_argument("--timeout", type=float, default=420.0, help="seconds before a round gives up (default 420)")
@@ -506,6 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     path = write_results("scheduler", payload)
     console.print(f"Results: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
     console.print(f"Total time: {total / 60:.1f} min ({total:.0f} s)")
+    # Non-zero only when the benchmark could not do its job or exactly-once broke; a missed target is
+    # a result, reported above, not a failure of the script.
     return 1 if any("error" in r or not r.get("verify", {}).get("exactly_once", False) for r in rounds) else 0
 
 

@@ -14,16 +14,16 @@ For each N (a fresh database each time: SQLite in a temp dir, or PostgreSQL in t
 2. ``.venv/bin/peerlift serve --port P --no-scheduler`` runs as its own process (uvicorn, one
    process, PEERLIFT_RUN_WORKER=false).
 3. The poster signs in over HTTP (httpx). 2 x --open-concurrency streams (at most N) are opened
-   and closed to warm the server,
-   then its RSS (VmRSS, /proc/<pid>/status) is read; the N receivers open their streams
+   and closed to warm the server, then its RSS (VmRSS, /proc/<pid>/status) is read; the N
+   receivers open their streams
    (``--open-concurrency`` openings in flight; a stream counts as open at its first frame,
    ``retry:``, sent after the server registered it); the RSS is read again. Openings are kept to
-   20 in flight (--open-concurrency): each one holds a pooled database connection (the request's
-   session, from the sign-in check until the route returns) while it takes a second one for its
-   audience and replay queries, so with more than 20 openings past the sign-in check at once the
-   pool (20 + 20 overflow) can run dry with every holder waiting for a second connection; nothing
-   moves until the 30 s pool timeout answers 500. Measured here: 40 in flight pass, 50 and more
-   stall for 30 s and get 500s (a reconnect storm after a restart would do the same).
+   20 in flight (--open-concurrency): an opening holds a pooled database connection from the
+   sign-in check until the route returns and needs one of the 40 worker threads for the sign-in
+   check and again for its audience and replay queries. With a few hundred openings in flight
+   (a reconnect storm after a restart), all 40 threads wait for a connection in the sign-in check
+   while every connection belongs to an opening waiting for a thread, and nothing moves until the
+   30 s pool timeout answers 500 (measured at f6b6903: 100 in flight pass, 200 and 500 stall).
    Memory per connection = (RSS after - RSS before) / N, in KiB (the kB of /proc).
 4. The poster makes M posts one at a time (POST /api/v1/circles/{id}/posts, httpx); the send time
    is taken just before each POST. The next post goes out once every receiver has the previous one
@@ -607,8 +607,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                              "--quick 10 / 5)")
     p.add_argument("--gap", type=float, default=0.2, help="seconds between a post's full delivery and the next post")
     p.add_argument("--open-concurrency", type=int, default=20,
-                   help="stream openings in flight at once (default 20; with more, the server's connection pool "
-                        "can deadlock until its 30 s timeout: see the module docstring)")
+                   help="stream openings in flight at once (default 20; with a few hundred, the server's "
+                        "thread pool and connection pool deadlock until the 30 s pool timeout: see the docstring)")
     p.add_argument("--open-timeout", type=float, default=240.0, help="seconds allowed to open all streams")
     p.add_argument("--gc-stats", action="store_true",
                    help="record the server's garbage-collector pauses (bench/_gcprobe via PYTHONPATH)")

@@ -75,7 +75,7 @@ def serve(
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Worker threads in this process")] = 1,
-    batch: Annotated[int, typer.Option(help="Rows claimed per transaction")] = 50,
+    batch: Annotated[int, typer.Option(help="Rows claimed per transaction")] = 500,
     once: Annotated[bool, typer.Option(help="Run until nothing is due, then exit")] = False,
 ) -> None:
     """Run scheduler workers: claim due deliveries and perform them."""
