@@ -212,3 +212,15 @@ def test_without_smtp_email_goes_to_the_log(world, client_for, caplog, monkeypat
     assert any("logged@example.test" in r.getMessage() and "/join/" in r.getMessage() for r in caplog.records)
     with dbmod.transaction(write=False) as s:
         assert s.scalar(select(ScheduledDelivery.status)) == DeliveryStatus.done
+
+
+def test_mail_goes_out_even_from_a_thread_that_runs_an_event_loop(world, mailbox):
+    import asyncio
+
+    from peerlift.delivery.mail import build, send
+
+    async def inside_a_loop():
+        send(build("loop@example.test", "Hello", "Body", message_key="test:loop"))
+
+    asyncio.run(inside_a_loop())
+    assert [m["Subject"] for m in mailbox.to("loop@example.test")] == ["Hello"]

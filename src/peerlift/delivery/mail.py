@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -44,7 +45,7 @@ def send(message: EmailMessage) -> None:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     implicit_tls = parts.scheme == "smtps"
-    asyncio.run(aiosmtplib.send(
+    _run(lambda: aiosmtplib.send(
         message,
         hostname=parts.hostname,
         port=parts.port or (465 if implicit_tls else 25),
@@ -54,6 +55,18 @@ def send(message: EmailMessage) -> None:
         start_tls=query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes"),
         timeout=20,
     ))
+
+
+def _run(make_coroutine) -> None:
+    """Run an SMTP exchange to the end from synchronous code, even where this thread already runs
+    an event loop (then in a short-lived thread of its own)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(make_coroutine())
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
 
 def link(path: str) -> str:
