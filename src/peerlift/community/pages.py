@@ -28,7 +28,7 @@ from peerlift.policy import (
     visible_user,
 )
 from peerlift.settings import get_settings
-from peerlift.web.deps import DB, CurrentUser
+from peerlift.web.deps import DB, CurrentUser, local_path
 from peerlift.web.templating import page
 
 router = APIRouter(include_in_schema=False)
@@ -36,9 +36,7 @@ Text = Annotated[str, Form(max_length=200_000)]
 
 
 def _back(target: str | None, fallback: str) -> RedirectResponse:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return RedirectResponse(target, status_code=303)
-    return RedirectResponse(fallback, status_code=303)
+    return RedirectResponse(local_path(target, fallback), status_code=303)
 
 
 # --- circles ------------------------------------------------------------------------------
@@ -209,7 +207,7 @@ def post(request: Request, post_id: int, db: DB, user: CurrentUser):
 def post_card(request: Request, post_id: int, db: DB, user: CurrentUser, back: str = "", full: int = 0):
     """One post card, for the live feed to insert or replace."""
     access, post = post_access(db, user, post_id)
-    target = back if back.startswith("/") and not back.startswith("//") else f"/posts/{post_id}"
+    target = local_path(back, f"/posts/{post_id}")
     return page(request, "fragments/post_card.html", {"post": queries.post_view(db, access, post),
                                                       "access": access, "back": target, "full": bool(full),
                                                       "nav": {}})

@@ -29,7 +29,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from peerlift.db import get_engine, make_session, utcnow
+from peerlift.db import get_engine, make_session, transaction, utcnow
 from peerlift.delivery.models import DeliveryStatus, ScheduledDelivery
 
 log = logging.getLogger("peerlift.scheduler")
@@ -45,6 +45,17 @@ class Skip:
 @dataclass(frozen=True)
 class Defer:
     until: dt.datetime
+
+
+PERSON_GONE = Skip("the person no longer has an active account")
+
+
+def active_user(session: Session, user_id: int):
+    """The addressee of a delivery, or None when their account is gone or deactivated."""
+    from peerlift.identity.models import User
+
+    user = session.get(User, user_id)
+    return user if user is not None and user.is_active else None
 
 
 Handler = Callable[[Session, ScheduledDelivery], "Skip | Defer | None"]
@@ -138,8 +149,7 @@ class Worker:
         engine = get_engine()
         now = utcnow()
         external: list[int] = []
-        session = make_session(engine, write=True)
-        try:
+        with transaction(engine) as session:
             query = _due(now).limit(self.batch)
             if engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
@@ -156,12 +166,6 @@ class Worker:
                 else:
                     internal.append((row, spec))
             self._perform(session, internal, now)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
         for row_id in external:
             self._run_external(row_id)
         return len(rows)
@@ -196,8 +200,7 @@ class Worker:
             s.expunge(row)
         spec = HANDLERS[row.kind]
         now = utcnow()
-        session = make_session(get_engine(), write=True)
-        try:
+        with transaction() as session:
             try:
                 outcome = spec.fn(session, row)
                 error = None
@@ -218,9 +221,6 @@ class Worker:
                 update(ScheduledDelivery)
                 .where(ScheduledDelivery.id == row_id, ScheduledDelivery.lease_owner == self.name)
                 .values(lease_until=None, lease_owner="", payload=row.payload, **values))
-            session.commit()
-        finally:
-            session.close()
 
     def run_forever(self, idle_seconds: float = 1.0) -> None:
         log.info("worker %s started", self.name)

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from peerlift.errors import PeerliftError
 from peerlift.identity import service
 from peerlift.settings import get_settings
-from peerlift.web.deps import DB, CurrentUser, OptionalUser, client_ip, get_auth
+from peerlift.web.deps import DB, CurrentUser, OptionalUser, client_ip, get_auth, local_path
 from peerlift.web.session_cookie import clear_session_cookie, set_session_cookie
 from peerlift.web.templating import page
 
@@ -20,9 +20,7 @@ TIMEZONES = sorted(z for z in available_timezones() if "/" in z and not z.starts
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/circles"
+    return local_path(target, "/circles")
 
 
 def _signed_in(request: Request, db, user, target: str) -> RedirectResponse:

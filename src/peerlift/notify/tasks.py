@@ -11,8 +11,7 @@ from peerlift.community.models import Membership, Post
 from peerlift.db import utcnow
 from peerlift.delivery.mail import build, link, send
 from peerlift.delivery.models import ScheduledDelivery
-from peerlift.delivery.scheduler import Defer, Skip, handler
-from peerlift.identity.models import User
+from peerlift.delivery.scheduler import PERSON_GONE, Defer, Skip, active_user, handler
 from peerlift.notify import service
 from peerlift.notify.models import Digest, Kind, Notification
 
@@ -34,9 +33,9 @@ def summary(counts: Counter) -> str:
 @handler("notify.prompt")
 def deliver_prompt(session: Session, row: ScheduledDelivery):
     """An in-app notification written by the programme, delivered exactly once."""
-    user = session.get(User, row.payload["user_id"])
-    if user is None or not user.is_active:
-        return Skip("the person no longer has an active account")
+    user = active_user(session, row.payload["user_id"])
+    if user is None:
+        return PERSON_GONE
     service.notify(session, user_id=user.id, kind=Kind.prompt, text=row.payload.get("text", ""),
                    space_id=row.payload.get("circle_id"), delivery_id=row.id)
 
@@ -44,9 +43,9 @@ def deliver_prompt(session: Session, row: ScheduledDelivery):
 @handler("email.activity", external=True)
 def send_activity_email(session: Session, row: ScheduledDelivery):
     """'You have 3 new replies in your circle' and a link: counts, never content."""
-    user = session.get(User, row.payload["user_id"])
-    if user is None or not user.is_active:
-        return Skip("the person no longer has an active account")
+    user = active_user(session, row.payload["user_id"])
+    if user is None:
+        return PERSON_GONE
     settings = service.settings_for(session, user.id)
     allowed = service.next_allowed(settings, user.timezone, utcnow())
     if allowed > utcnow():
@@ -69,9 +68,9 @@ def send_activity_email(session: Session, row: ScheduledDelivery):
 
 @handler("email.digest", external=True)
 def send_digest(session: Session, row: ScheduledDelivery):
-    user = session.get(User, row.payload["user_id"])
-    if user is None or not user.is_active:
-        return Skip("the person no longer has an active account")
+    user = active_user(session, row.payload["user_id"])
+    if user is None:
+        return PERSON_GONE
     settings = service.settings_for(session, user.id)
     if settings.digest == Digest.off:
         return Skip("the digest was turned off")

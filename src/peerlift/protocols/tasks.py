@@ -11,7 +11,7 @@ from peerlift.community import service as community
 from peerlift.community.models import CircleRole, Comment, Membership, Post, Reaction, Space
 from peerlift.db import utcnow
 from peerlift.delivery.models import ScheduledDelivery
-from peerlift.delivery.scheduler import Skip, handler, schedule
+from peerlift.delivery.scheduler import PERSON_GONE, Skip, active_user, handler, schedule
 from peerlift.events import Event
 from peerlift.identity.models import User
 from peerlift.notify import service as notify
@@ -164,9 +164,9 @@ def email_prompt(session: Session, row: ScheduledDelivery):
     """A programme message by email: says that something is waiting, never the text itself."""
     from peerlift.delivery.mail import build, link, send
 
-    person = session.get(User, row.payload["user_id"])
-    if person is None or not person.is_active:
-        return Skip("the person no longer has an active account")
+    person = active_user(session, row.payload["user_id"])
+    if person is None:
+        return PERSON_GONE
     body = (f"Hello {person.first_name},\n\nYou have a new message from your programme in peerlift.\n\n"
             f"Read it here: {link('/notifications')}\n")
     send(build(person.email, "A new message from your programme", body, message_key=row.dedupe_key))

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from peerlift.db import get_engine, make_session
+from peerlift.db import transaction
 from peerlift.errors import Forbidden, NotAuthenticated
 from peerlift.identity import service as identity
 from peerlift.identity.models import AuthSession, Role, User
@@ -27,18 +27,18 @@ CSRF_EXEMPT = {"/api/v1/auth/login", "/api/v1/auth/signup", "/api/v1/auth/passwo
 
 def get_db(request: Request) -> Iterator[Session]:
     """One session per request: commits when the route returns, rolls back on any error."""
-    session = make_session(get_engine(), write=request.method not in SAFE_METHODS)
-    try:
+    with transaction(write=request.method not in SAFE_METHODS) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 DB = Annotated[Session, Depends(get_db, scope="function")]
+
+
+def local_path(target: str | None, fallback: str) -> str:
+    """``target`` if it is a path on this site, else ``fallback``: redirects never leave peerlift."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return fallback
 
 
 def client_ip(request: Request) -> str:
