@@ -16,6 +16,18 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _load_or_exit(path: Path):
+    """The protocol in ``path``; otherwise its problems on stderr, FILE:LINE first, and exit 1."""
+    from peerlift.protocols.loader import ProtocolInvalid, load
+
+    try:
+        return load(path)
+    except ProtocolInvalid as exc:
+        for line in exc.lines():
+            err.print(line, markup=False)
+        raise typer.Exit(1)
+
+
 @app.command()
 def check(files: Annotated[list[Path], typer.Argument(help="Protocol files (YAML)")]) -> None:
     """Exit 0 when every file is valid; otherwise print every problem as FILE:LINE: message and exit 1."""
@@ -45,7 +57,6 @@ def preview(
     name: Annotated[str, typer.Option(help="The participant's name, for {first_name}")] = "Sam Taylor",
 ) -> None:
     """One line per delivery: local date, local time, channel, item id, text."""
-    from peerlift.protocols.loader import ProtocolInvalid, load
     from peerlift.protocols.preview import preview as build
 
     try:
@@ -61,12 +72,7 @@ def preview(
     if format not in ("text", "json"):
         err.print("--format: use text or json", markup=False)
         raise typer.Exit(2)
-    try:
-        protocol = load(file)
-    except ProtocolInvalid as exc:
-        for line in exc.lines():
-            err.print(line, markup=False)
-        raise typer.Exit(1)
+    protocol = _load_or_exit(file)
     lines = build(protocol, start_date, tz, days, name=name)
     if format == "json":
         out.print(json.dumps([line.__dict__ for line in lines], ensure_ascii=False, indent=1), markup=False)
@@ -92,14 +98,8 @@ def schema() -> None:
 def fhir(file: Annotated[Path, typer.Argument(help="A protocol file")]) -> None:
     """Print the protocol as an HL7 FHIR R4B Bundle (PlanDefinition + ActivityDefinitions)."""
     from peerlift.protocols.fhir import to_bundle
-    from peerlift.protocols.loader import ProtocolInvalid, load
 
-    try:
-        protocol = load(file)
-    except ProtocolInvalid as exc:
-        for line in exc.lines():
-            err.print(line, markup=False)
-        raise typer.Exit(1)
+    protocol = _load_or_exit(file)
     out.print(to_bundle(protocol).model_dump_json(indent=2, exclude_none=True), markup=False)
 
 

@@ -7,24 +7,15 @@ from fhir.resources.R4B.activitydefinition import ActivityDefinition
 from fhir.resources.R4B.bundle import Bundle, BundleEntry
 from fhir.resources.R4B.plandefinition import PlanDefinition, PlanDefinitionAction, PlanDefinitionActionCondition
 
-from peerlift.protocols.format import EVERY_RE, Item, Protocol
+from peerlift.protocols.format import Item, Protocol
 
 BASE = "urn:peerlift:protocol"
 UCUM = "http://unitsofmeasure.org"
 WEEKDAY_CODES = {"mon": "mon", "tue": "tue", "wed": "wed", "thu": "thu", "fri": "fri", "sat": "sat", "sun": "sun"}
 
 
-def _days(item: Item, duration: int) -> tuple[int, int]:
-    if item.day is not None:
-        return item.day, item.day
-    if item.days is not None:
-        first, last = (int(x) for x in item.days.split("-"))
-        return first, last
-    return item.from_day or 1, item.until_day or duration
-
-
 def timing(item: Item, duration: int) -> dict:
-    first, last = _days(item, duration)
+    first, last = item.span(duration)
     repeat: dict = {
         "timeOfDay": [f"{item.at}:00"],
         "boundsRange": {"low": {"value": first, "unit": "day", "system": UCUM, "code": "d"},
@@ -33,9 +24,8 @@ def timing(item: Item, duration: int) -> dict:
     if item.day is not None:
         repeat.update(count=1)
     elif item.every is not None:
-        match = EVERY_RE.match(item.every)
-        repeat.update(frequency=1, period=int(match.group(1) or 1),
-                      periodUnit="wk" if match.group(2).startswith("week") else "d")
+        count, unit = item.repetition()
+        repeat.update(frequency=1, period=count, periodUnit=unit)
     elif item.weekdays is not None:
         repeat.update(dayOfWeek=[WEEKDAY_CODES[d] for d in item.weekdays])
     else:

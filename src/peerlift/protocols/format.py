@@ -161,6 +161,21 @@ class Item(_Strict):
         return self
 
 
+    def span(self, duration: int) -> tuple[int, int]:
+        """The first and last programme day the item can fall on."""
+        if self.day is not None:
+            return self.day, self.day
+        if self.days is not None:
+            match = RANGE_RE.match(self.days)
+            return int(match.group(1)), int(match.group(2))
+        return self.from_day or 1, min(self.until_day or duration, duration)
+
+    def repetition(self) -> tuple[int, str]:
+        """For ``every``: how many of which unit, ``d`` or ``wk`` (FHIR's units)."""
+        match = EVERY_RE.match(self.every)
+        return int(match.group(1) or 1), "wk" if match.group(2).startswith("week") else "d"
+
+
 class Protocol(_Strict):
     id: str = Field(description="the protocol's stable name, e.g. smoking-cessation-daily")
     version: str = Field(description="this file's version, e.g. 1.0.0; a new version is a new file")

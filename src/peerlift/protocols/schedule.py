@@ -17,7 +17,7 @@ from functools import lru_cache
 from threading import Lock
 from zoneinfo import ZoneInfo
 
-from peerlift.protocols.format import EVERY_RE, WEEKDAYS, Item, Protocol
+from peerlift.protocols.format import WEEKDAYS, Item, Protocol
 
 UTC = dt.UTC
 
@@ -45,21 +45,15 @@ def local_to_utc(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime:
 
 
 def falls_on(item: Item, day: int, start: dt.date, duration: int) -> bool:
-    if day < 1 or day > duration:
+    lo, hi = item.span(duration)
+    if day < max(lo, 1) or day > min(hi, duration):
         return False
     if item.weekdays is not None:
-        lo, hi = item.from_day or 1, min(item.until_day or duration, duration)
-        date = start + dt.timedelta(days=day - 1)
-        return lo <= day <= hi and WEEKDAYS[date.weekday()] in item.weekdays
-    if item.day is not None:
-        return day == item.day
-    if item.days is not None:
-        first, last = (int(x) for x in item.days.split("-"))
-        return first <= day <= last
-    match = EVERY_RE.match(item.every)
-    step = int(match.group(1) or 1) * (7 if match.group(2).startswith("week") else 1)
-    lo, hi = item.from_day or 1, min(item.until_day or duration, duration)
-    return lo <= day <= hi and (day - lo) % step == 0
+        return WEEKDAYS[(start + dt.timedelta(days=day - 1)).weekday()] in item.weekdays
+    if item.every is not None:
+        count, unit = item.repetition()
+        return (day - lo) % (count * (7 if unit == "wk" else 1)) == 0
+    return True
 
 
 @dataclass(frozen=True, slots=True)
