@@ -50,10 +50,13 @@ router = APIRouter(prefix="/api/v1", tags=["community"])
 R = responses
 
 
-def _circle_out(db, user, access) -> CircleDetailOut:
-    summary = next(c for c in queries.my_circles(db, user) if c.id == access.space.id)
-    return CircleDetailOut(**summary.__dict__, rules=access.space.rules,
-                           allow_member_dms=access.space.allow_member_dms)
+def _circle_out(db, user, space) -> CircleDetailOut:
+    """A circle as its viewer sees it; an admin who created a circle they are not in sees role none."""
+    summary = next((c for c in queries.my_circles(db, user) if c.id == space.id), None)
+    fields = summary.__dict__ if summary is not None else {
+        "id": space.id, "name": space.name, "description": space.description, "timezone": space.timezone,
+        "my_role": "none", "member_count": 0, "unread_count": 0, "rules_accepted": False, "archived": False}
+    return CircleDetailOut(**fields, rules=space.rules, allow_member_dms=space.allow_member_dms)
 
 
 # --- circles ------------------------------------------------------------------------------
@@ -65,18 +68,12 @@ def list_circles(db: DB, user: CurrentUser):
 
 @router.post("/circles", response_model=CircleDetailOut, status_code=201, responses=R(401, 403, 422))
 def create_circle(body: CircleIn, db: DB, user: CurrentUser):
-    space = service.create_circle(db, user, **body.model_dump())
-    if space.id not in {c.id for c in queries.my_circles(db, user)}:
-        return CircleDetailOut(id=space.id, name=space.name, description=space.description,
-                               timezone=space.timezone, my_role="none", member_count=0, unread_count=0,
-                               rules_accepted=False, archived=False, rules=space.rules,
-                               allow_member_dms=space.allow_member_dms)
-    return _circle_out(db, user, circle_access(db, user, space.id))
+    return _circle_out(db, user, service.create_circle(db, user, **body.model_dump()))
 
 
 @router.get("/circles/{circle_id}", response_model=CircleDetailOut, responses=R(401, 404))
 def get_circle(circle_id: int, db: DB, user: CurrentUser):
-    return _circle_out(db, user, circle_access(db, user, circle_id))
+    return _circle_out(db, user, circle_access(db, user, circle_id).space)
 
 
 @router.get("/circles/{circle_id}/members", response_model=list[PersonOut], responses=R(401, 404))

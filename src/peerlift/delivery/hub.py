@@ -95,13 +95,6 @@ class Hub:
                 conn.keys.add(key)
                 self._by_key[key].add(conn)
 
-    def _revoke(self, user_id: int, key: str) -> None:
-        for conn in self._by_user.get(user_id, ()):
-            conn.keys.discard(key)
-            holders = self._by_key.get(key)
-            if holders is not None:
-                holders.discard(conn)
-
     def dispatch(self, event: Event) -> int:
         """Offer a committed event to every connection that may see it; returns how many."""
         if event.kind not in LIVE_KINDS:
@@ -117,8 +110,6 @@ class Hub:
             elif event.kind == "conversation.opened":
                 for uid in data.get("user_ids", ()):
                     self._grant(int(uid), key)
-            elif event.kind == "member.removed" and "user_id" in data:
-                self._revoke(int(data["user_id"]), key)
             targets = list(self._by_key.get(key, ()))
         if not targets:
             return 0
