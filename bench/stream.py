@@ -122,6 +122,9 @@ class StreamServer(Server):
         env.update({
             "PEERLIFT_DATABASE_URL": self.database_url,
             "PEERLIFT_BASE_URL": self.base_url,
+            # Load clients post faster than any person; the posting limits are not what is measured.
+            "PEERLIFT_POSTS_PER_MINUTE": "1000",
+            "PEERLIFT_POSTS_PER_HOUR": "100000",
             "PEERLIFT_RUN_WORKER": "false",
             "PYTHONUNBUFFERED": "1",
         })

@@ -74,6 +74,9 @@ def pytest_sessionfinish(session, exitstatus):
 
 def _use_database(monkeypatch, url: str) -> None:
     monkeypatch.setenv("PEERLIFT_DATABASE_URL", url)
+    # Stories post quickly; the posting limits have their own tests, which set them low.
+    monkeypatch.setenv("PEERLIFT_POSTS_PER_MINUTE", "1000")
+    monkeypatch.setenv("PEERLIFT_POSTS_PER_HOUR", "10000")
     get_settings.cache_clear()
     dbmod.dispose_engines()
 

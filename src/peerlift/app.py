@@ -141,6 +141,8 @@ def create_app() -> FastAPI:
     from peerlift.notify import pages as notify_pages
     from peerlift.protocols import api as protocol_api
     from peerlift.protocols import pages as protocol_pages
+    from peerlift.safety import api as safety_api
+    from peerlift.safety import pages as safety_pages
     from peerlift.community import api as community_api
     from peerlift.community import pages as community_pages
     from peerlift.identity import api as identity_api
@@ -178,7 +180,7 @@ def create_app() -> FastAPI:
     app.add_middleware(SecurityHeaders)
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
-    for module in (identity_api, community_api, stream_api, notify_api, protocol_api, identity_pages, community_pages,
-                   notify_pages, protocol_pages):
+    for module in (identity_api, community_api, stream_api, notify_api, protocol_api, safety_api, identity_pages,
+                   community_pages, notify_pages, protocol_pages, safety_pages):
         app.include_router(module.router)
     return app

@@ -23,6 +23,15 @@ def _protocol_app() -> typer.Typer:
 app.add_typer(_protocol_app(), name="protocol")
 
 
+def _safety_app() -> typer.Typer:
+    from peerlift.safety.cli import app as safety_app
+
+    return safety_app
+
+
+app.add_typer(_safety_app(), name="safety")
+
+
 def _settings():
     from peerlift.settings import get_settings
 

@@ -52,6 +52,7 @@ LIVE_KINDS = frozenset({
     "member.joined", "member.role_changed",
     "conversation.opened", "message.created", "conversation.read",
     "notification.created", "notifications.read",
+    "post.released", "comment.released", "escalation.opened", "escalation.acknowledged", "escalation.resolved",
 })
 
 

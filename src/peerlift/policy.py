@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NewType
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from peerlift.community.models import CircleRole, Comment, Conversation, Membership, Post, Space
@@ -77,12 +77,22 @@ def circle_access(session: Session, user: User, space_id: int) -> CircleAccess:
     return CircleAccess(user=user, space=row[0], membership=row[1])
 
 
+MODERATOR_ROLES = (CircleRole.facilitator, CircleRole.clinician)
+
+
+def seen_by(model, user_id: int, role_column):
+    """Writing a member may see: what the circle sees, their own (held or removed, with the reason),
+    and, for the circle's facilitators and clinicians, what waits for review."""
+    return or_(model.visibility == "visible", model.author_id == user_id,
+               and_(model.visibility == "held", role_column.in_(MODERATOR_ROLES)))
+
+
 def post_access(session: Session, user: User, post_id: int) -> tuple[CircleAccess, Post]:
     row = session.execute(
         select(Post, Space, Membership)
         .join(Space, Space.id == Post.space_id)
         .join(Membership, (Membership.space_id == Space.id) & (Membership.user_id == user.id))
-        .where(Post.id == post_id, Post.deleted_at.is_(None))
+        .where(Post.id == post_id, Post.deleted_at.is_(None), seen_by(Post, user.id, Membership.role))
     ).first()
     if row is None:
         raise _not_found("post", "post_id")
@@ -95,7 +105,8 @@ def comment_access(session: Session, user: User, comment_id: int) -> tuple[Circl
         .join(Post, Post.id == Comment.post_id)
         .join(Space, Space.id == Post.space_id)
         .join(Membership, (Membership.space_id == Space.id) & (Membership.user_id == user.id))
-        .where(Comment.id == comment_id, Comment.deleted_at.is_(None), Post.deleted_at.is_(None))
+        .where(Comment.id == comment_id, Comment.deleted_at.is_(None), Post.deleted_at.is_(None),
+               seen_by(Comment, user.id, Membership.role), seen_by(Post, user.id, Membership.role))
     ).first()
     if row is None:
         raise _not_found("comment", "comment_id")

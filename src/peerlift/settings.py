@@ -9,6 +9,22 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+DEFAULT_CRISIS_RESOURCES: dict[str, list[dict[str, str]]] = {
+    "GB": [{"name": "Emergency services", "phone": "999"},
+           {"name": "NHS 111 (press 2 for mental health)", "phone": "111"},
+           {"name": "Samaritans, day or night", "phone": "116 123"},
+           {"name": "Shout crisis text line", "text": "Text SHOUT to 85258"}],
+    "US": [{"name": "Emergency services", "phone": "911"},
+           {"name": "988 Suicide & Crisis Lifeline", "phone": "988", "text": "Text 988"}],
+    "IE": [{"name": "Emergency services", "phone": "112 or 999"},
+           {"name": "Samaritans", "phone": "116 123"}],
+    "AU": [{"name": "Emergency services", "phone": "000"},
+           {"name": "Lifeline", "phone": "13 11 14"}],
+    "CA": [{"name": "Emergency services", "phone": "911"},
+           {"name": "9-8-8 Suicide Crisis Helpline", "phone": "988"}],
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PEERLIFT_", extra="ignore")
 
@@ -30,6 +46,18 @@ class Settings(BaseSettings):
         None, description="smtp://user:pass@host:587?starttls=true or smtps://host:465; unset: email goes to the log")
     mail_from: str = Field("peerlift <no-reply@peerlift.invalid>", description="From address of every email")
     run_worker: bool = Field(True, description="Run a scheduler worker inside `peerlift serve`")
+
+    triage_lexicons: list[str] = Field(
+        default_factory=list, description='JSON list of extra triage lexicon files, e.g. ["/etc/peerlift/lexicon.yaml"]')
+    escalation_ack_minutes: int = Field(
+        15, ge=1, le=24 * 60, description="Minutes a clinician has to acknowledge an escalation before the next is alerted")
+    country: str = Field("GB", min_length=2, max_length=2,
+                         description="ISO country of the installation: crisis resources and phone numbers")
+    crisis_resources: dict[str, list[dict[str, str]]] = Field(
+        default_factory=lambda: dict(DEFAULT_CRISIS_RESOURCES),
+        description="JSON: country code -> list of {name, phone, text, url} shown to a person in crisis")
+    posts_per_minute: int = Field(6, ge=1, le=1000, description="Posts and comments one person may write a minute")
+    posts_per_hour: int = Field(60, ge=1, le=10_000, description="Posts and comments one person may write an hour")
 
     @field_validator("smtp_url")
     @classmethod

@@ -142,7 +142,7 @@ def list_posts(circle_id: int, db: DB, user: CurrentUser,
     return queries.feed(db, circle_access(db, user, circle_id), before=before, limit=limit)
 
 
-@router.post("/circles/{circle_id}/posts", response_model=PostOut, status_code=201, responses=R(401, 403, 404, 422))
+@router.post("/circles/{circle_id}/posts", response_model=PostOut, status_code=201, responses=R(401, 403, 404, 422, 429))
 def create_post(circle_id: int, body: PostIn, db: DB, user: CurrentUser):
     access = circle_access(db, user, circle_id)
     poll = body.poll
@@ -150,8 +150,16 @@ def create_post(circle_id: int, body: PostIn, db: DB, user: CurrentUser):
         db, access, body.body,
         poll_question=poll.question if poll else None, poll_options=poll.options if poll else None,
         poll_multiple=poll.multiple if poll else False, poll_closes_at=poll.closes_at if poll else None,
+        confirm_personal_information=body.confirm_personal_information,
     )
-    return queries.post_view(db, access, post)
+    return _with_screening(queries.post_view(db, access, post), post)
+
+
+def _with_screening(view, obj) -> dict:
+    out = dict(view.__dict__)
+    screening = getattr(obj, "screening", None)
+    out["safety"] = screening.as_dict() if screening is not None else None
+    return out
 
 
 @router.get("/posts/{post_id}", response_model=PostOut, responses=R(401, 404))
@@ -163,8 +171,8 @@ def get_post(post_id: int, db: DB, user: CurrentUser):
 @router.patch("/posts/{post_id}", response_model=PostOut, responses=R(401, 403, 404, 422))
 def edit_post(post_id: int, body: PostPatch, db: DB, user: CurrentUser):
     access, post = post_access(db, user, post_id)
-    service.edit_post(db, access, post, body.body)
-    return queries.post_view(db, access, post)
+    service.edit_post(db, access, post, body.body, confirm_personal_information=body.confirm_personal_information)
+    return _with_screening(queries.post_view(db, access, post), post)
 
 
 @router.delete("/posts/{post_id}", status_code=204, responses=R(401, 403, 404))
@@ -202,11 +210,11 @@ def list_comments(post_id: int, db: DB, user: CurrentUser):
     return queries.comments(db, access, post)
 
 
-@router.post("/posts/{post_id}/comments", response_model=CommentOut, status_code=201, responses=R(401, 403, 404, 422))
+@router.post("/posts/{post_id}/comments", response_model=CommentOut, status_code=201, responses=R(401, 403, 404, 422, 429))
 def create_comment(post_id: int, body: CommentIn, db: DB, user: CurrentUser):
     access, post = post_access(db, user, post_id)
     comment = service.create_comment(db, access, post, body.body, body.parent_id)
-    return queries.comment_view(db, access, comment)
+    return _with_screening(queries.comment_view(db, access, comment), comment)
 
 
 @router.patch("/comments/{comment_id}", response_model=CommentOut, responses=R(401, 403, 404, 422))
@@ -316,7 +324,8 @@ def send_message(conversation_id: int, body: MessageIn, db: DB, user: CurrentUse
     return MessageOut(id=message.id, conversation_id=conversation.id,
                       sender=PersonOut(id=user.id, display_name=user.display_name, handle=user.handle,
                                        pronouns=user.pronouns),
-                      body=message.body, body_html=message.body_html, created_at=message.created_at, mine=True)
+                      body=message.body, body_html=message.body_html, created_at=message.created_at, mine=True,
+                      safety=message.screening.as_dict())
 
 
 @router.post("/conversations/{conversation_id}/read", status_code=204, responses=R(401, 403, 404))

@@ -48,6 +48,7 @@ class Space(Base):
     rules: Mapped[str] = mapped_column(Text, default="")
     timezone: Mapped[str] = mapped_column(String(64))
     allow_member_dms: Mapped[bool] = mapped_column(default=False)
+    premoderated: Mapped[bool] = mapped_column(default=False)  # every post reviewed before the circle sees it
     arm_id: Mapped[int | None] = mapped_column(ForeignKey("arm.id", ondelete="SET NULL"), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -64,6 +65,8 @@ class Membership(Base):
     joined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     rules_accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_read_post_id: Mapped[int] = mapped_column(Integer, default=0)
+    gated: Mapped[bool] = mapped_column(default=False)  # this member's writing is reviewed before others see it
+    muted_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     user: Mapped[User] = relationship(lazy="raise")
 
@@ -86,6 +89,8 @@ class Post(Base):
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     pinned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     comment_count: Mapped[int] = mapped_column(Integer, default=0)
+    visibility: Mapped[str] = mapped_column(String(8), default="visible")  # safety.models.Visibility
+    removed_reason: Mapped[str] = mapped_column(Text, default="")
 
     author: Mapped[User] = relationship(lazy="raise")
     poll: Mapped[Poll | None] = relationship(lazy="raise", back_populates="post", uselist=False)
@@ -116,6 +121,9 @@ class Comment(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     edited_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    visibility: Mapped[str] = mapped_column(String(8), default="visible")
+    removed_reason: Mapped[str] = mapped_column(Text, default="")
 
     author: Mapped[User] = relationship(lazy="raise")
 

@@ -118,7 +118,8 @@ def create_post(request: Request, circle_id: int, db: DB, user: CurrentUser, bod
                 poll_question: Annotated[str, Form(max_length=300)] = "",
                 poll_options: Annotated[str, Form(max_length=5000)] = "",
                 poll_multiple: Annotated[bool, Form()] = False,
-                poll_closes_at: Annotated[str, Form(max_length=40)] = ""):
+                poll_closes_at: Annotated[str, Form(max_length=40)] = "",
+                confirm_personal_information: Annotated[bool, Form()] = False):
     access = circle_access(db, user, circle_id)
     has_poll = bool(poll_question.strip() or poll_options.strip())
     try:
@@ -128,6 +129,7 @@ def create_post(request: Request, circle_id: int, db: DB, user: CurrentUser, bod
             poll_options=poll_options.splitlines() if has_poll else None,
             poll_multiple=poll_multiple,
             poll_closes_at=_parse_closes(poll_closes_at, user.timezone) if has_poll else None,
+            confirm_personal_information=confirm_personal_information,
         )
     except PeerliftError as exc:
         if isinstance(exc, (Forbidden, NotFound)):
@@ -136,8 +138,17 @@ def create_post(request: Request, circle_id: int, db: DB, user: CurrentUser, bod
         access = circle_access(db, user, circle_id)
         return _feed_page(request, db, user, access, before=None, error=exc.message, status=exc.status_code,
                           draft={"body": body, "poll_question": poll_question, "poll_options": poll_options,
-                                 "poll_multiple": poll_multiple, "poll_closes_at": poll_closes_at})
-    return RedirectResponse(f"/circles/{circle_id}#post-{post.id}", status_code=303)
+                                 "poll_multiple": poll_multiple, "poll_closes_at": poll_closes_at,
+                                 "personal_information": exc.code == "personal_information"})
+    return _after_write(request, post.screening, "post", f"/circles/{circle_id}#post-{post.id}")
+
+
+def _after_write(request: Request, screening, what: str, target: str):
+    """Writing that was held or suggests risk answers with a notice (support, crisis lines); the rest
+    goes straight back."""
+    if screening.held or screening.message:
+        return page(request, "safety/notice.html", {"s": screening, "what": what, "back": target})
+    return RedirectResponse(target, status_code=303)
 
 
 @router.get("/circles/{circle_id}/members")
@@ -232,7 +243,7 @@ def create_comment(request: Request, post_id: int, db: DB, user: CurrentUser, bo
         db.rollback()
         access, post = post_access(db, user, post_id)
         return _post_page(request, db, user, access, post, error=exc.message, draft=body, status=exc.status_code)
-    return RedirectResponse(f"/posts/{post_id}#comment-{comment.id}", status_code=303)
+    return _after_write(request, comment.screening, "comment", f"/posts/{post_id}#comment-{comment.id}")
 
 
 @router.get("/posts/{post_id}/edit")
@@ -391,4 +402,4 @@ def send_message(request: Request, conversation_id: int, db: DB, user: CurrentUs
         db.rollback()
         conv = conversation_access(db, user, conversation_id)
         return _conversation_page(request, db, user, conv, error=exc.message, draft=body, status=exc.status_code)
-    return RedirectResponse(f"/messages/{conversation_id}#message-{message.id}", status_code=303)
+    return _after_write(request, message.screening, "message", f"/messages/{conversation_id}#message-{message.id}")

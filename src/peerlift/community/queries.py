@@ -82,6 +82,8 @@ class PostView:
     unread: bool
     can_edit: bool
     can_delete: bool
+    visibility: str = "visible"
+    removed_reason: str = ""
 
 
 @dataclass
@@ -99,6 +101,8 @@ class CommentView:
     can_edit: bool
     can_delete: bool
     replies: list[CommentView] = field(default_factory=list)
+    visibility: str = "visible"
+    removed_reason: str = ""
 
 
 @dataclass
@@ -202,6 +206,7 @@ def _post_views(session: Session, access: CircleAccess, posts: list[Post]) -> li
             reactions=counts.get(p.id, {}), my_reactions=mine.get(p.id, []), poll=polls.get(p.id),
             unread=p.id > last_read and p.author_id != access.user.id,
             can_edit=access.can_edit(p.author_id), can_delete=access.can_delete(p.author_id),
+            visibility=p.visibility, removed_reason=p.removed_reason,
         )
         for p in posts
     ]
@@ -212,7 +217,8 @@ UNREAD_CAP = 100  # counts stop here ("99+"): a newcomer's count never scans a c
 
 def _unread_rows(space_id: int, last_read: int, viewer_id: int):
     return (select(Post.space_id).where(Post.space_id == space_id, Post.id > last_read,
-                                        Post.author_id != viewer_id, Post.deleted_at.is_(None))
+                                        Post.author_id != viewer_id, Post.deleted_at.is_(None),
+                                        Post.visibility == "visible")
             .order_by(Post.id).limit(UNREAD_CAP))
 
 
@@ -223,6 +229,12 @@ def unread_count(session: Session, access: CircleAccess) -> int:
 
 # --- public reads ------------------------------------------------------------------------
 
+def _feed_visible(access: CircleAccess):
+    """The circle's feed: what everyone sees, and one's own held or removed posts (marked as such).
+    Facilitators find held posts in the review queue, not in the feed."""
+    return or_(Post.visibility == "visible", Post.author_id == access.user.id)
+
+
 def feed(session: Session, access: CircleAccess, *, before: int | None = None, limit: int = 20) -> FeedPage:
     """Newest first. ``before`` is the cursor: the id of the last post of the previous page."""
     if limit < 1 or limit > 100:
@@ -232,7 +244,7 @@ def feed(session: Session, access: CircleAccess, *, before: int | None = None, l
     space_id: AccessibleSpaceID = access.space_id
     query = (
         select(Post).options(joinedload(Post.author))
-        .where(Post.space_id == space_id, Post.deleted_at.is_(None))
+        .where(Post.space_id == space_id, Post.deleted_at.is_(None), _feed_visible(access))
         .order_by(Post.id.desc()).limit(limit + 1)
     )
     if before is not None:
@@ -243,7 +255,8 @@ def feed(session: Session, access: CircleAccess, *, before: int | None = None, l
     if before is None:
         pinned_rows = list(session.scalars(
             select(Post).options(joinedload(Post.author))
-            .where(Post.space_id == space_id, Post.deleted_at.is_(None), Post.pinned_at.is_not(None))
+            .where(Post.space_id == space_id, Post.deleted_at.is_(None), Post.pinned_at.is_not(None),
+                   Post.visibility == "visible")
             .order_by(Post.pinned_at.desc()).limit(5)
         ))
     by_id = {p.id: p for p in page + pinned_rows}
@@ -266,7 +279,8 @@ def comments(session: Session, access: CircleAccess, post: Post) -> list[Comment
     """The thread of a post, oldest first; replies nested one level under their comment."""
     rows = list(session.scalars(
         select(Comment).options(joinedload(Comment.author))
-        .where(Comment.post_id == post.id, Comment.deleted_at.is_(None))
+        .where(Comment.post_id == post.id, Comment.deleted_at.is_(None),
+               or_(Comment.visibility == "visible", Comment.author_id == access.user.id))
         .order_by(Comment.id)
     ))
     roles = _circle_roles(session, access.space.id, {c.author_id for c in rows})
@@ -279,6 +293,7 @@ def comments(session: Session, access: CircleAccess, post: Post) -> list[Comment
             body=c.body, body_html=c.body_html, created_at=c.created_at, edited_at=c.edited_at,
             reactions=counts.get(c.id, {}), my_reactions=mine.get(c.id, []),
             can_edit=access.can_edit(c.author_id), can_delete=access.can_delete(c.author_id),
+            visibility=c.visibility, removed_reason=c.removed_reason,
         )
         by_id[c.id] = view
         if c.parent_id is None:

@@ -88,10 +88,22 @@ class PollIn(_In):
 class PostIn(_In):
     body: str = Field(max_length=200_000)
     poll: PollIn | None = None
+    confirm_personal_information: bool = Field(
+        False, description="Post even though the text seems to hold a phone number, email, address or full name")
 
 
 class PostPatch(_In):
     body: str = Field(max_length=200_000)
+    confirm_personal_information: bool = False
+
+
+class ScreeningOut(BaseModel):
+    level: str = Field(description="Triage level: green, amber, red or crisis")
+    held: bool = Field(description="Held for review: only the author (and the circle's moderators) see it")
+    held_reason: str
+    message: str = Field(description="A supportive message for the author, when the writing suggests risk")
+    emergency: bool = Field(description="A medical emergency: the author is told to call the emergency number")
+    resources: list[dict[str, str]] = Field(description="Crisis lines configured for the installation")
 
 
 class PollOptionOut(_Out):
@@ -129,6 +141,9 @@ class PostOut(_Out):
     unread: bool
     can_edit: bool
     can_delete: bool
+    visibility: str = Field("visible", description="visible, held (for review) or removed")
+    removed_reason: str = ""
+    safety: ScreeningOut | None = Field(None, description="Only in the answer to the author's own write")
 
 
 class FeedOut(_Out):
@@ -166,6 +181,9 @@ class CommentOut(_Out):
     can_edit: bool
     can_delete: bool
     replies: list[CommentOut] = []
+    visibility: str = "visible"
+    removed_reason: str = ""
+    safety: ScreeningOut | None = None
 
 
 class ReactionsOut(BaseModel):
@@ -202,6 +220,7 @@ class MessageOut(_Out):
     body_html: str
     created_at: dt.datetime
     mine: bool
+    safety: ScreeningOut | None = None
 
 
 class MessagesOut(BaseModel):

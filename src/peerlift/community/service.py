@@ -47,6 +47,7 @@ from peerlift.policy import (
     require_role,
 )
 from peerlift.research.models import Arm
+from peerlift.safety import service as safety
 from peerlift.settings import get_settings
 
 
@@ -273,27 +274,36 @@ def _check_poll(question: str, options: Sequence[str], closes_at: dt.datetime | 
     return question, cleaned
 
 
+def _audience(access: CircleAccess, screening: safety.Screening) -> Audience:
+    """Held writing is announced to its author alone; the circle hears of it when it is released."""
+    return Audience(user_id=access.user.id) if screening.held else Audience(space_id=access.space.id)
+
+
 def create_post(session: Session, access: CircleAccess, body: str, *, poll_question: str | None = None,
                 poll_options: Sequence[str] | None = None, poll_multiple: bool = False,
-                poll_closes_at: dt.datetime | None = None) -> Post:
+                poll_closes_at: dt.datetime | None = None, confirm_personal_information: bool = False) -> Post:
     if not access.can_post:
         raise Forbidden("This circle is archived; nothing new can be posted.")
     body = check_body(body, limit=get_settings().post_max_chars)
     has_poll = poll_options is not None or poll_question is not None
     if has_poll:
         question, options = _check_poll(poll_question or "", poll_options or [], poll_closes_at)
+    safety.check_can_write(session, access)
+    safety.check_personal_information(body, confirm_personal_information)
     html, mentions = _render_with_mentions(session, access.space.id, body)
     post = Post(space_id=access.space.id, author_id=access.user.id, body=body, body_html=html)
     session.add(post)
     session.flush()
+    post.screening = safety.screen(session, access, "post", post)
     if has_poll:
         poll = Poll(post_id=post.id, question=question, multiple=poll_multiple, closes_at=poll_closes_at)
         poll.options = [PollOption(position=i, text=text) for i, text in enumerate(options)]
         session.add(poll)
         session.flush()
-    _record_mentions(session, access, mentions, post_id=post.id)
+    if not post.screening.held:
+        _record_mentions(session, access, mentions, post_id=post.id)
     mark_read_own(session, access, post.id)
-    publish(session, "post.created", Audience(space_id=access.space.id), actor_id=access.user.id,
+    publish(session, "post.created", _audience(access, post.screening), actor_id=access.user.id,
             object_type="post", object_id=post.id,
             data={"circle_id": access.space.id, "post_id": post.id, "has_poll": has_poll,
                   "length": len(body)})
@@ -315,18 +325,22 @@ def mark_read_own(session: Session, access: CircleAccess, post_id: int) -> None:
         mark_read(session, access, post_id)
 
 
-def edit_post(session: Session, access: CircleAccess, post: Post, body: str) -> Post:
+def edit_post(session: Session, access: CircleAccess, post: Post, body: str, *,
+              confirm_personal_information: bool = False) -> Post:
     if not access.can_edit(post.author_id):
         raise Forbidden("Only the author can edit a post.")
     body = check_body(body, limit=get_settings().post_max_chars)
     if body == post.body:
         return post
+    safety.check_personal_information(body, confirm_personal_information)
     session.add(PostRevision(post_id=post.id, body=post.body, written_at=post.edited_at or post.created_at))
     html, mentions = _render_with_mentions(session, access.space.id, body)
     post.body, post.body_html, post.edited_at = body, html, utcnow()
     session.flush()
+    post.screening = safety.rescreen_edit(session, access, "post", post)
     _record_mentions(session, access, mentions, post_id=post.id)
-    publish(session, "post.edited", Audience(space_id=access.space.id), actor_id=access.user.id,
+    publish(session, "post.edited", _audience(access, post.screening) if post.visibility != "visible"
+            else Audience(space_id=access.space.id), actor_id=access.user.id,
             object_type="post", object_id=post.id, data={"circle_id": access.space.id, "post_id": post.id})
     return post
 
@@ -361,6 +375,7 @@ def create_comment(session: Session, access: CircleAccess, post: Post, body: str
     if not access.can_post:
         raise Forbidden("This circle is archived; nothing new can be posted.")
     body = check_body(body, limit=MAX_COMMENT_CHARS, what="comment")
+    safety.check_can_write(session, access)
     if parent_id is not None:
         parent = session.get(Comment, parent_id)
         if parent is None or parent.post_id != post.id or parent.deleted_at is not None:
@@ -374,9 +389,11 @@ def create_comment(session: Session, access: CircleAccess, post: Post, body: str
     session.execute(update(Post).where(Post.id == post.id).values(comment_count=Post.comment_count + 1))
     session.flush()
     session.refresh(post, ["comment_count"])
-    _record_mentions(session, access, mentions, comment_id=comment.id)
-    _notify_replies(session, access, post, comment, parent_id)
-    publish(session, "comment.created", Audience(space_id=access.space.id), actor_id=access.user.id,
+    comment.screening = safety.screen(session, access, "comment", comment)
+    if not comment.screening.held:
+        _record_mentions(session, access, mentions, comment_id=comment.id)
+        _notify_replies(session, access, post, comment, parent_id)
+    publish(session, "comment.created", _audience(access, comment.screening), actor_id=access.user.id,
             object_type="comment", object_id=comment.id,
             data={"circle_id": access.space.id, "post_id": post.id, "comment_id": comment.id,
                   "parent_id": parent_id, "post_author_id": post.author_id, "length": len(body)})
@@ -411,6 +428,7 @@ def edit_comment(session: Session, access: CircleAccess, comment: Comment, body:
     html, mentions = _render_with_mentions(session, access.space.id, body)
     comment.body, comment.body_html, comment.edited_at = body, html, utcnow()
     session.flush()
+    comment.screening = safety.rescreen_edit(session, access, "comment", comment)
     _record_mentions(session, access, mentions, comment_id=comment.id)
     publish(session, "comment.edited", Audience(space_id=access.space.id), actor_id=access.user.id,
             object_type="comment", object_id=comment.id,
@@ -522,6 +540,7 @@ def send_message(session: Session, sender: User, conversation: Conversation, bod
     session.flush()
     conversation.last_message_id = message.id
     _mark_conversation_read(conversation, sender.id, message.id)
+    message.screening = safety.screen_message(session, sender, conversation, message)
     publish(session, "message.created", Audience(conversation_id=conversation.id), actor_id=sender.id,
             object_type="message", object_id=message.id,
             data={"conversation_id": conversation.id, "message_id": message.id, "recipient_id": other_id,

@@ -104,6 +104,7 @@ def load_handlers() -> None:
     import peerlift.delivery.mail  # noqa: F401
     import peerlift.notify.tasks  # noqa: F401
     import peerlift.protocols.tasks  # noqa: F401
+    import peerlift.safety.tasks  # noqa: F401
 
 
 def _due(now: dt.datetime):

@@ -16,6 +16,8 @@ class Kind(str, enum.Enum):
     message = "message"
     facilitator_answer = "facilitator_answer"
     prompt = "prompt"
+    moderation = "moderation"
+    escalation = "escalation"
 
 
 class Channel(str, enum.Enum):
@@ -37,6 +39,8 @@ DEFAULT_CHANNELS: dict[Kind, Channel] = {
     Kind.message: Channel.email,
     Kind.facilitator_answer: Channel.email,
     Kind.prompt: Channel.in_app,
+    Kind.moderation: Channel.in_app,
+    Kind.escalation: Channel.in_app,  # the escalation sends its own email, at once
 }
 
 

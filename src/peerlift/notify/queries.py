@@ -12,7 +12,7 @@ from peerlift.community.models import Space
 from peerlift.errors import InvalidInput
 from peerlift.identity.models import User
 from peerlift.notify.models import DEFAULT_CHANNELS, Channel, Kind, Notification, Preference
-from peerlift.notify.service import settings_for, unread_count
+from peerlift.notify.service import ALWAYS_IN_APP, settings_for, unread_count
 
 
 @dataclass
@@ -36,10 +36,14 @@ def _sentence(kind: Kind, actor: str, circle: str | None, text: str) -> str:
         Kind.message: f"{actor} sent you a message",
         Kind.facilitator_answer: f"{actor}, your coach, answered your post{where}",
         Kind.prompt: text or "A message from your programme",
+        Kind.moderation: text or "A note from your facilitator",
+        Kind.escalation: text or "A member needs a clinician",
     }[kind]
 
 
 def _link(n: Notification) -> str:
+    if n.kind == Kind.escalation:
+        return "/safety/escalations"
     if n.conversation_id:
         return f"/messages/{n.conversation_id}"
     if n.post_id:
@@ -81,7 +85,8 @@ class PreferencesView:
 
 def preferences(session: Session, user: User) -> PreferencesView:
     chosen = dict(session.execute(select(Preference.kind, Preference.channel).where(Preference.user_id == user.id)).all())
-    channels = {kind.value: (chosen.get(kind) or DEFAULT_CHANNELS[kind]).value for kind in Kind}
+    channels = {kind.value: (chosen.get(kind) or DEFAULT_CHANNELS[kind]).value for kind in Kind
+                if kind not in ALWAYS_IN_APP}
     s = settings_for(session, user.id)
     return PreferencesView(channels=channels, quiet_start=s.quiet_start, quiet_end=s.quiet_end, digest=s.digest.value,
                            digest_hour=s.digest_hour)

@@ -19,10 +19,14 @@ from peerlift.notify.models import DEFAULT_CHANNELS, Channel, Digest, Kind, Noti
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 EMAIL_BATCH_WINDOW = dt.timedelta(minutes=2)
+# Safety messages cannot be switched off: a removed post or a crisis alert is always told.
+ALWAYS_IN_APP = frozenset({Kind.moderation, Kind.escalation})
 
 
 def channel_for(session: Session, user_id: int, kind: Kind) -> Channel:
     """The person's choice for this kind (remembered for the rest of the unit of work)."""
+    if kind in ALWAYS_IN_APP:
+        return Channel.in_app
     remembered = memo(session)
     key = ("notify_channel", user_id, kind)
     if key not in remembered:
@@ -138,6 +142,9 @@ def update_settings(session: Session, user: User, *, channels: dict[str, str] | 
             kind = Kind(kind_name)
         except ValueError:
             raise InvalidInput(f"Unknown notification kind {kind_name!r}.", field=f"channels.{kind_name}")
+        if kind in ALWAYS_IN_APP:
+            raise InvalidInput(f"{kind_name} notifications are always shown; they cannot be changed.",
+                               field=f"channels.{kind_name}")
         try:
             channel = Channel(channel_name)
         except ValueError:

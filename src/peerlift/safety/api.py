@@ -1,0 +1,238 @@
+"""JSON routes of safety: flags, the review queue, gating, escalations, triage and PII checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from peerlift.errors import responses as R
+from peerlift.identity.models import Role
+from peerlift.policy import circle_access, comment_access, conversation_access, post_access, require_role
+from peerlift.safety import pii, queries, service
+from peerlift.safety.triage import triage
+from peerlift.web.deps import DB, CurrentUser
+
+router = APIRouter(prefix="/api/v1", tags=["safety"])
+STAFF = {Role.facilitator, Role.clinician, Role.researcher, Role.admin}
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextIn(_In):
+    text: str = Field(max_length=200_000)
+
+
+class TriageOut(BaseModel):
+    level: Literal["green", "amber", "red", "crisis"]
+    reasons: list[str]
+    emergency: bool
+
+
+class FindingOut(BaseModel):
+    kind: Literal["phone", "email", "address", "name"]
+    text: str
+    start: int
+    end: int
+
+
+class PersonalInformationOut(BaseModel):
+    findings: list[FindingOut]
+    warning: str | None
+
+
+class FlagIn(_In):
+    object_type: Literal["post", "comment", "message"]
+    object_id: int
+    reason: str = Field(description="crisis, harmful_advice, harassment, spam or privacy")
+    note: str = Field("", max_length=1000)
+
+
+class FlagOut(BaseModel):
+    id: int
+    review_item_id: int
+    reason: str
+    created_at: dt.datetime
+
+
+class ReviewOut(BaseModel):
+    id: int
+    circle_id: int
+    object_type: str
+    object_id: int
+    post_id: int | None
+    author_id: int
+    author_name: str
+    body: str
+    source: str
+    level: str
+    reasons: list[str]
+    flags: list[str]
+    status: str
+    visibility: str
+    opened_at: dt.datetime
+    handled_by: str | None
+    handled_at: dt.datetime | None
+    action: str | None
+
+
+class ActionIn(_In):
+    action: Literal["hide", "remove", "restore", "approve", "warn", "mute", "remove_member", "dismiss"]
+    reason: str = Field("", max_length=1000)
+    mute_hours: int | None = None
+
+
+class ActionOut(BaseModel):
+    id: int
+    action: str
+    at: dt.datetime
+
+
+class GatingIn(_In):
+    gated: bool
+
+
+class StepOut(BaseModel):
+    at: dt.datetime
+    kind: str = Field(description="raised, notified, escalated, acknowledged or resolved")
+    actor: str | None
+    detail: str
+
+
+class HistoryOut(BaseModel):
+    at: dt.datetime
+    level: str
+    what: str
+    reasons: list[str]
+
+
+class EscalationOut(BaseModel):
+    id: int
+    subject_id: int
+    subject_name: str
+    circle_id: int | None
+    circle_name: str | None
+    object_type: str
+    object_id: int
+    text: str
+    level: str
+    reasons: list[str]
+    status: str
+    tier: int
+    raised_at: dt.datetime
+    deadline_at: dt.datetime | None
+    acknowledged_at: dt.datetime | None
+    acknowledged_by: str | None
+    resolved_at: dt.datetime | None
+    outcome: str
+    note: str
+    steps: list[StepOut] = []
+    history: list[HistoryOut] = []
+
+
+class ResolveIn(_In):
+    outcome: str = Field(description=", ".join(service.OUTCOMES))
+    note: str = Field("", max_length=5000)
+
+
+@router.post("/safety/triage", response_model=TriageOut, responses=R(401, 403, 422))
+def triage_text(body: TextIn, user: CurrentUser):
+    require_role(user, STAFF, "triage text")
+    return triage(body.text).as_dict()
+
+
+@router.post("/safety/personal-information", response_model=PersonalInformationOut, responses=R(401, 422))
+def check_personal_information(body: TextIn, user: CurrentUser):
+    findings = pii.find(body.text)
+    return {"findings": [f.as_dict() for f in findings], "warning": pii.warning(findings) if findings else None}
+
+
+@router.post("/flags", response_model=FlagOut, status_code=201, responses=R(401, 404, 409, 422))
+def flag(body: FlagIn, db: DB, user: CurrentUser):
+    if body.object_type == "post":
+        space_id = post_access(db, user, body.object_id)[0].space.id
+    elif body.object_type == "comment":
+        space_id = comment_access(db, user, body.object_id)[0].space.id
+    else:
+        space_id = _message_space(db, user, body.object_id)
+    new = service.flag(db, user, object_type=body.object_type, object_id=body.object_id, reason=body.reason,
+                       note=body.note, space_id=space_id)
+    return FlagOut(id=new.id, review_item_id=new.review_item_id, reason=new.reason.value, created_at=new.created_at)
+
+
+def _message_space(db, user, message_id: int) -> int:
+    from peerlift.community.models import Message
+    from peerlift.errors import NotFound
+
+    message = db.get(Message, message_id)
+    if message is None:
+        raise NotFound("No message with that id.", field="object_id")
+    conversation = conversation_access(db, user, message.conversation_id)
+    return service.space_of_conversation(db, conversation)
+
+
+@router.get("/circles/{circle_id}/review", response_model=list[ReviewOut], responses=R(401, 403, 404))
+def review_queue(circle_id: int, db: DB, user: CurrentUser, status: Literal["open", "handled"] = "open"):
+    access = circle_access(db, user, circle_id)
+    _require_queue(access)
+    return queries.review_queue(db, access.space_id, status=status)
+
+
+def _require_queue(access) -> None:
+    from peerlift.community.models import CircleRole
+    from peerlift.errors import NotFound
+
+    if access.role not in (CircleRole.facilitator, CircleRole.clinician, CircleRole.peer_supporter):
+        raise NotFound("No review queue here.", field="circle_id")
+
+
+@router.post("/review/{review_item_id}/actions", response_model=ActionOut, status_code=201,
+             responses=R(401, 403, 404, 409, 422))
+def act(review_item_id: int, body: ActionIn, db: DB, user: CurrentUser):
+    item = service.get_review_item(db, user, review_item_id, act=True)
+    record = service.handle(db, user, item, body.action, reason=body.reason, mute_hours=body.mute_hours)
+    return ActionOut(id=record.id, action=record.action.value, at=record.at)
+
+
+@router.put("/circles/{circle_id}/members/{user_id}/gating", status_code=204, responses=R(401, 403, 404, 422))
+def set_gating(circle_id: int, user_id: int, body: GatingIn, db: DB, user: CurrentUser):
+    from fastapi import Response
+    from sqlalchemy import select
+
+    from peerlift.community.models import Membership
+    from peerlift.errors import NotFound
+
+    access = circle_access(db, user, circle_id)
+    membership = db.scalar(select(Membership).where(Membership.space_id == circle_id, Membership.user_id == user_id))
+    if membership is None:
+        raise NotFound("No member with that id in this circle.", field="user_id")
+    service.set_gating(db, access, membership, body.gated)
+    return Response(status_code=204)
+
+
+@router.get("/escalations", response_model=list[EscalationOut], responses=R(401, 403))
+def list_escalations(db: DB, user: CurrentUser, status: Literal["open", "resolved"] = "open"):
+    require_role(user, {Role.clinician, Role.admin}, "see escalations")
+    return queries.escalations(db, user, status=status)
+
+
+@router.get("/escalations/{escalation_id}", response_model=EscalationOut, responses=R(401, 404))
+def get_escalation(escalation_id: int, db: DB, user: CurrentUser):
+    return queries.escalation(db, service.get_escalation(db, user, escalation_id))
+
+
+@router.post("/escalations/{escalation_id}/acknowledge", response_model=EscalationOut, responses=R(401, 404, 409))
+def acknowledge(escalation_id: int, db: DB, user: CurrentUser):
+    escalation = service.acknowledge(db, user, service.get_escalation(db, user, escalation_id))
+    return queries.escalation(db, escalation)
+
+
+@router.post("/escalations/{escalation_id}/resolve", response_model=EscalationOut, responses=R(401, 404, 409, 422))
+def resolve(escalation_id: int, body: ResolveIn, db: DB, user: CurrentUser):
+    escalation = service.resolve(db, user, service.get_escalation(db, user, escalation_id), outcome=body.outcome,
+                                 note=body.note)
+    return queries.escalation(db, escalation)

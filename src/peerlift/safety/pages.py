@@ -1,0 +1,160 @@
+"""HTML routes of safety: flagging, the review queue, gating, and the clinician's escalations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+
+from peerlift.community.models import CircleRole, Membership
+from peerlift.errors import NotFound, PeerliftError
+from peerlift.identity.models import Role
+from peerlift.policy import circle_access, comment_access, post_access, require_role
+from peerlift.safety import queries, service
+from peerlift.web.deps import DB, CurrentUser, local_path
+from peerlift.web.templating import page
+
+router = APIRouter(include_in_schema=False)
+QUEUE_ROLES = (CircleRole.facilitator, CircleRole.clinician, CircleRole.peer_supporter)
+
+
+def _flag(db, user, object_type: str, object_id: int, reason: str, note: str) -> tuple[int, str]:
+    if object_type == "post":
+        access, post = post_access(db, user, object_id)
+        back = f"/posts/{post.id}"
+    else:
+        access, post, _comment = comment_access(db, user, object_id)
+        back = f"/posts/{post.id}#comment-{object_id}"
+    service.flag(db, user, object_type=object_type, object_id=object_id, reason=reason, note=note,
+                 space_id=access.space.id)
+    return access.space.id, back
+
+
+@router.get("/posts/{post_id}/flag")
+def flag_post_form(request: Request, post_id: int, db: DB, user: CurrentUser):
+    post_access(db, user, post_id)
+    return page(request, "safety/flag.html", {"object_type": "post", "object_id": post_id,
+                                              "reasons": service.flag_reason_choices()})
+
+
+@router.get("/comments/{comment_id}/flag")
+def flag_comment_form(request: Request, comment_id: int, db: DB, user: CurrentUser):
+    comment_access(db, user, comment_id)
+    return page(request, "safety/flag.html", {"object_type": "comment", "object_id": comment_id,
+                                              "reasons": service.flag_reason_choices()})
+
+
+@router.post("/flags")
+def flag(request: Request, db: DB, user: CurrentUser, object_type: Annotated[str, Form(max_length=16)],
+         object_id: Annotated[int, Form()], reason: Annotated[str, Form(max_length=32)] = "",
+         note: Annotated[str, Form(max_length=1000)] = ""):
+    if object_type not in ("post", "comment"):
+        raise NotFound("Nothing to flag there.", field="object_type")
+    try:
+        _space_id, back = _flag(db, user, object_type, object_id, reason, note)
+    except PeerliftError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        db.rollback()
+        return page(request, "safety/flag.html", {"object_type": object_type, "object_id": object_id,
+                                                  "reasons": service.flag_reason_choices(), "error": exc.message,
+                                                  "note": note}, status_code=exc.status_code)
+    return page(request, "safety/flagged.html", {"back": back})
+
+
+def _queue_access(db, user, circle_id: int):
+    access = circle_access(db, user, circle_id)
+    if access.role not in QUEUE_ROLES:
+        raise NotFound("No circle with that id.", field="circle_id")
+    return access
+
+
+@router.get("/circles/{circle_id}/review")
+def review_queue(request: Request, circle_id: int, db: DB, user: CurrentUser, status: str = "open",
+                 error: str = ""):
+    access = _queue_access(db, user, circle_id)
+    status = "handled" if status == "handled" else "open"
+    members = db.execute(select(Membership).where(Membership.space_id == circle_id)).scalars().all()
+    return page(request, "safety/review.html", {
+        "circle": access.space, "access": access, "items": queries.review_queue(db, access.space_id, status=status),
+        "status": status, "can_act": access.role != CircleRole.peer_supporter, "error": error,
+        "gated": {m.user_id for m in members if m.gated}})
+
+
+@router.post("/review/{item_id}")
+def act(request: Request, item_id: int, db: DB, user: CurrentUser, action: Annotated[str, Form(max_length=16)],
+        reason: Annotated[str, Form(max_length=1000)] = "", mute_hours: Annotated[int | None, Form()] = None):
+    item = service.get_review_item(db, user, item_id, act=True)
+    circle_id = item.space_id
+    try:
+        service.handle(db, user, item, action, reason=reason, mute_hours=mute_hours)
+    except PeerliftError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        db.rollback()
+        access = _queue_access(db, user, circle_id)
+        return page(request, "safety/review.html", {
+            "circle": access.space, "access": access, "items": queries.review_queue(db, access.space_id),
+            "status": "open", "can_act": True, "error": exc.message, "gated": set()}, status_code=exc.status_code)
+    return RedirectResponse(f"/circles/{circle_id}/review", status_code=303)
+
+
+@router.post("/circles/{circle_id}/members/{user_id}/gating")
+def set_gating(circle_id: int, user_id: int, db: DB, user: CurrentUser, gated: Annotated[bool, Form()] = False,
+               next: Annotated[str, Form(max_length=300)] = ""):
+    access = circle_access(db, user, circle_id)
+    membership = db.scalar(select(Membership).where(Membership.space_id == circle_id, Membership.user_id == user_id))
+    if membership is None:
+        raise NotFound("No member with that id in this circle.", field="user_id")
+    service.set_gating(db, access, membership, gated)
+    return RedirectResponse(local_path(next, f"/circles/{circle_id}/members"), status_code=303)
+
+
+@router.post("/circles/{circle_id}/premoderation")
+def set_premoderation(circle_id: int, db: DB, user: CurrentUser, on: Annotated[bool, Form()] = False):
+    service.set_premoderation(db, circle_access(db, user, circle_id), on)
+    return RedirectResponse(f"/circles/{circle_id}/review", status_code=303)
+
+
+@router.get("/safety/escalations")
+def escalations(request: Request, db: DB, user: CurrentUser):
+    require_role(user, {Role.clinician, Role.admin}, "see escalations")
+    return page(request, "safety/escalations.html", {
+        "open": queries.escalations(db, user, status="open"),
+        "resolved": queries.escalations(db, user, status="resolved", limit=20)})
+
+
+@router.get("/safety/escalations/{escalation_id}")
+def escalation(request: Request, escalation_id: int, db: DB, user: CurrentUser, error: str = ""):
+    e = service.get_escalation(db, user, escalation_id)
+    return page(request, "safety/escalation.html", {"e": queries.escalation(db, e), "outcomes": service.OUTCOMES,
+                                                    "error": error})
+
+
+@router.post("/safety/escalations/{escalation_id}/acknowledge")
+def acknowledge(request: Request, escalation_id: int, db: DB, user: CurrentUser):
+    e = service.get_escalation(db, user, escalation_id)
+    try:
+        service.acknowledge(db, user, e)
+    except PeerliftError as exc:
+        db.rollback()
+        e = service.get_escalation(db, user, escalation_id)
+        return page(request, "safety/escalation.html", {"e": queries.escalation(db, e), "outcomes": service.OUTCOMES,
+                                                        "error": exc.message}, status_code=exc.status_code)
+    return RedirectResponse(f"/safety/escalations/{escalation_id}", status_code=303)
+
+
+@router.post("/safety/escalations/{escalation_id}/resolve")
+def resolve(request: Request, escalation_id: int, db: DB, user: CurrentUser,
+            outcome: Annotated[str, Form(max_length=32)] = "", note: Annotated[str, Form(max_length=5000)] = ""):
+    e = service.get_escalation(db, user, escalation_id)
+    try:
+        service.resolve(db, user, e, outcome=outcome, note=note)
+    except PeerliftError as exc:
+        db.rollback()
+        e = service.get_escalation(db, user, escalation_id)
+        return page(request, "safety/escalation.html", {"e": queries.escalation(db, e), "outcomes": service.OUTCOMES,
+                                                        "error": exc.message}, status_code=exc.status_code)
+    return RedirectResponse("/safety/escalations", status_code=303)

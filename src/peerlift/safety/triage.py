@@ -1,0 +1,416 @@
+"""Risk triage of free text: green, amber, red or crisis, with the reasons.
+
+The rules are data (``lexicon.yaml`` and any files named in ``PEERLIFT_TRIAGE_LEXICONS``).
+A text is lower-cased, idioms of everyday health talk are blanked out, and it is cut into
+clauses. Each rule's patterns are tried on the whole text; a match counts unless the clause it
+sits in negates it, tells it of the distant past, reports it of someone else or frames it as a
+hypothetical (the reason then says so, and the match is set aside). The level is the highest
+level of any rule that counts. Everything is explainable: each reason names the rule and the
+phrase that matched.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+LEVELS: tuple[str, ...] = ("green", "amber", "red", "crisis")
+RANK = {level: i for i, level in enumerate(LEVELS)}
+MODIFIERS = ("negation", "past", "reported", "hypothetical")
+_HELPERS = ("not_negation", "past_before", "present", "resolved")
+LEXICON = Path(__file__).with_name("lexicon.yaml")
+
+
+class LexiconError(ValueError):
+    """A lexicon file that cannot be used, with every problem as ``FILE: message``."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuleSpec(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    level: Literal["amber", "red", "crisis"]
+    reason: str = Field(min_length=3)
+    patterns: list[str] = Field(min_length=1)
+    with_: list[str] = Field(default_factory=list, alias="with")
+    keep: list[Literal["negation", "past", "reported", "hypothetical"]] = Field(default_factory=list)
+    emergency: bool = False
+    near: bool = False  # the `with` pattern must be in the same sentence
+
+
+class LexiconSpec(_Strict):
+    version: int = 1
+    defs: dict[str, str] = Field(default_factory=dict)
+    idioms: list[str] = Field(default_factory=list)
+    negation: str | None = None
+    not_negation: str | None = None
+    past: str | None = None
+    past_before: str | None = None
+    resolved: str | None = None
+    present: str | None = None
+    reported: str | None = None
+    hypothetical: str | None = None
+    rules: list[RuleSpec] = Field(default_factory=list)
+
+    @field_validator("defs")
+    @classmethod
+    def _names(cls, defs: dict[str, str]) -> dict[str, str]:
+        for name in defs:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+                raise ValueError(f"definition name {name!r} must be lower-case letters, digits and _")
+        return defs
+
+
+@dataclass(frozen=True)
+class Reason:
+    rule: str
+    level: str
+    reason: str
+    phrase: str
+    set_aside: str | None = None  # which modifier set the match aside, if any
+
+    def as_dict(self) -> dict:
+        d = {"rule": self.rule, "level": self.level, "reason": self.reason, "phrase": self.phrase}
+        if self.set_aside:
+            d["set_aside"] = self.set_aside
+        return d
+
+    def describe(self) -> str:
+        text = f"{self.reason} (rule {self.rule}: \u201c{self.phrase}\u201d)"
+        if self.set_aside:
+            text += f", set aside: {_SET_ASIDE_WORDS[self.set_aside]}"
+        return text
+
+
+_SET_ASIDE_WORDS = {
+    "negation": "negated",
+    "past": "told of the past",
+    "reported": "said of someone else",
+    "hypothetical": "hypothetical",
+    "idiom": "an idiom",
+}
+
+
+@dataclass(frozen=True)
+class Triage:
+    level: str
+    reasons: tuple[Reason, ...] = ()
+    emergency: bool = False
+
+    @property
+    def counted(self) -> tuple[Reason, ...]:
+        return tuple(r for r in self.reasons if r.set_aside is None)
+
+    def as_dict(self) -> dict:
+        return {"level": self.level, "reasons": [r.describe() for r in self.reasons],
+                "emergency": self.emergency}
+
+
+@dataclass
+class _Rule:
+    id: str
+    level: str
+    reason: str
+    patterns: re.Pattern
+    with_: re.Pattern | None
+    keep: frozenset[str]
+    emergency: bool
+    near: bool
+
+
+@dataclass
+class Lexicon:
+    rules: list[_Rule]
+    idioms: re.Pattern | None
+    modifiers: dict[str, re.Pattern | None]
+    any_trigger: re.Pattern | None
+    files: tuple[str, ...] = field(default=())
+
+    def triage(self, text: str) -> Triage:
+        return _triage(self, text)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def _expand(pattern: str, defs: dict[str, str]) -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in defs:
+            raise KeyError(name)
+        return defs[name]
+
+    return re.sub(r"%([a-z_][a-z0-9_]*)%", sub, pattern)
+
+
+def _compile(patterns: Sequence[str], defs: dict[str, str], where: str, problems: list[str]) -> re.Pattern | None:
+    good: list[str] = []
+    for pattern in patterns:
+        try:
+            expanded = _expand(pattern, defs)
+            re.compile(expanded)
+        except KeyError as exc:
+            problems.append(f"{where}: unknown definition %{exc.args[0]}% in {pattern!r}")
+            continue
+        except re.error as exc:
+            problems.append(f"{where}: the pattern {pattern!r} is not a valid regular expression ({exc})")
+            continue
+        good.append(f"(?:{expanded})")
+    return re.compile("|".join(good)) if good else None
+
+
+def _read(path: Path) -> LexiconSpec:
+    try:
+        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LexiconError(f"{path}: cannot read ({exc.strerror})") from exc
+    except YAMLError as exc:
+        raise LexiconError(f"{path}: not valid YAML ({exc})") from exc
+    try:
+        return LexiconSpec.model_validate(data or {})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            lines.append(f"{path}: {loc}: {err['msg']}")
+        raise LexiconError("\n".join(lines)) from exc
+
+
+def load(extra: Iterable[str | Path] = ()) -> Lexicon:
+    """The shipped lexicon merged with an installation's own files (their rules and idioms are
+    added; a rule with the id of a shipped rule replaces it)."""
+    paths = [LEXICON, *[Path(p) for p in extra]]
+    specs = [_read(p) for p in paths]
+    defs: dict[str, str] = {}
+    idioms: list[str] = []
+    modifiers: dict[str, list[str]] = {m: [] for m in (*MODIFIERS, *_HELPERS)}
+    rules: dict[str, tuple[RuleSpec, str]] = {}
+    for path, spec in zip(paths, specs):
+        defs.update(spec.defs)
+        idioms += spec.idioms
+        for name in modifiers:
+            if getattr(spec, name):
+                modifiers[name].append(getattr(spec, name))
+        for rule in spec.rules:
+            rules[rule.id] = (rule, str(path))
+    problems: list[str] = []
+    compiled: list[_Rule] = []
+    for rule, where in rules.values():
+        pats = _compile(rule.patterns, defs, f"{where}: rule {rule.id}", problems)
+        with_ = _compile(rule.with_, defs, f"{where}: rule {rule.id} (with)", problems) if rule.with_ else None
+        if pats is not None:
+            compiled.append(_Rule(rule.id, rule.level, rule.reason, pats, with_, frozenset(rule.keep), rule.emergency,
+                                  rule.near))
+    lexicon = Lexicon(
+        rules=sorted(compiled, key=lambda r: -RANK[r.level]),
+        idioms=_compile(idioms, defs, "idioms", problems),
+        modifiers={m: _compile(modifiers[m], defs, m, problems) for m in (*MODIFIERS, *_HELPERS)},
+        any_trigger=None,
+        files=tuple(str(p) for p in paths),
+    )
+    if problems:
+        raise LexiconError("\n".join(problems))
+    lexicon.any_trigger = re.compile("|".join(f"(?:{r.patterns.pattern})" for r in compiled)) if compiled else None
+    return lexicon
+
+
+@lru_cache(maxsize=8)
+def _cached(extra: tuple[str, ...]) -> Lexicon:
+    return load(extra)
+
+
+def default_lexicon() -> Lexicon:
+    from peerlift.settings import get_settings
+
+    return _cached(tuple(get_settings().triage_lexicons))
+
+
+def triage(text: str, lexicon: Lexicon | None = None) -> Triage:
+    return (lexicon or default_lexicon()).triage(text)
+
+
+# --- triage -----------------------------------------------------------------------------------
+
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
+                         "\u00a0": " "})
+_CLAUSE_END = re.compile(r"(?:[.!?;\n]+|\s-\s|,\s*(?=(?:but|i|i'm|im|i've|ive|i'd|it's|its|and i|so i)\b)|\s(?=but\s)|\s(?=although\s)|\s(?=though\s)|"
+                         r"\s(?=just\s(?:so|really)\b))")
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
+    return re.sub(r"[ \t]+", " ", text)
+
+
+def _blank(m: re.Match) -> str:
+    return " " * (m.end() - m.start())
+
+
+def _clause(text: str, start: int, end: int) -> tuple[int, int]:
+    """The bounds of the clause around a match."""
+    left = 0
+    for m in _CLAUSE_END.finditer(text, 0, start):
+        left = m.end()
+    right = _CLAUSE_END.search(text, end)
+    return left, right.start() if right else len(text)
+
+
+def _set_aside(lexicon: Lexicon, rule: _Rule, text: str, m: re.Match) -> str | None:
+    left, right = _clause(text, m.start(), m.end())
+    before = text[left:m.start()]
+    clause = text[left:right]
+    mods = lexicon.modifiers
+    if "negation" not in rule.keep and mods["negation"] is not None:
+        window = before
+        if mods["not_negation"] is not None:
+            window = mods["not_negation"].sub(_blank, window)
+        # A negation governs a match when it is close before it (a few words).
+        tail = " ".join(window.split()[-6:])
+        if mods["negation"].search(tail):
+            return "negation"
+    for name in ("hypothetical", "past", "reported"):
+        pattern = mods[name]
+        if name in rule.keep or pattern is None:
+            continue
+        if name == "reported":
+            # Someone else is the subject of what matched, not the writer.
+            if pattern.search(before) and not re.search(r"\b(?:i|i'm|im|i've|ive|i'd|me|my ?self)\b",
+                                                       before[_last_subject(before, pattern):]):
+                return "reported"
+        elif name == "past":
+            told_as_past = (pattern.search(clause)
+                            or (mods["past_before"] is not None and mods["past_before"].search(text[left:m.end()]))
+                            or (mods["resolved"] is not None and mods["resolved"].search(text)))
+            if told_as_past and not (mods["present"] is not None and mods["present"].search(clause)):
+                return name
+        elif pattern.search(clause):
+            return name
+    return None
+
+
+def _last_subject(before: str, pattern: re.Pattern) -> int:
+    last = 0
+    for m in pattern.finditer(before):
+        last = m.end()
+    return last
+
+
+def _triage(lexicon: Lexicon, text: str) -> Triage:
+    if not text or not text.strip():
+        return Triage("green")
+    norm = normalise(text)
+    if lexicon.idioms is not None:
+        norm = lexicon.idioms.sub(_blank, norm)
+    if lexicon.any_trigger is None or not lexicon.any_trigger.search(norm):
+        return Triage("green")
+    reasons: list[Reason] = []
+    level = "green"
+    emergency = False
+    for rule in lexicon.rules:
+        if RANK[rule.level] < RANK[level]:
+            continue  # a lower level can no longer change the outcome
+        for m in rule.patterns.finditer(norm):
+            phrase = m.group(0).strip()
+            if not phrase:
+                continue
+            why = _set_aside(lexicon, rule, norm, m)
+            if why is None and rule.with_ is not None:
+                companion = _companion(lexicon, rule, norm, m if rule.near else None)
+                if companion is None:
+                    continue
+                phrase = f"{phrase} \u2026 {companion}"
+            reasons.append(Reason(rule.id, rule.level, rule.reason, phrase, why))
+            if why is None:
+                if RANK[rule.level] > RANK[level]:
+                    level = rule.level
+                emergency = emergency or rule.emergency
+                break
+    return Triage(level, tuple(_dedupe(reasons)), emergency and level == "crisis")
+
+
+def _companion(lexicon: Lexicon, rule: _Rule, text: str, near: re.Match | None) -> str | None:
+    start, end = 0, len(text)
+    if near is not None:
+        start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, near.start())), default=0)
+        after = _SENTENCE_END.search(text, near.end())
+        end = after.start() if after else len(text)
+    for m in rule.with_.finditer(text, start, end):
+        if _set_aside(lexicon, rule, text, m) is None:
+            return m.group(0).strip()
+    return None
+
+
+_SENTENCE_END = re.compile(r"[.!?\n]+")
+
+
+def _dedupe(reasons: list[Reason]) -> list[Reason]:
+    seen: set[tuple[str, str, str | None]] = set()
+    out = []
+    for r in reasons:
+        key = (r.rule, r.phrase, r.set_aside)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+@dataclass
+class Evaluation:
+    total: int
+    confusion: dict[str, dict[str, int]]
+    per_level: dict[str, dict[str, float]]
+    raised_recall: float          # red+crisis predicted red or crisis
+    false_alarm_ordinary: float   # ordinary/idiomatic (green) sentences raised to red or crisis
+    misses: list[dict]
+
+    def as_dict(self) -> dict:
+        return {"total": self.total, "confusion": self.confusion, "per_level": self.per_level,
+                "red_crisis_recall": self.raised_recall, "green_raised_to_red_or_crisis": self.false_alarm_ordinary}
+
+
+def evaluate(cases: Sequence[dict], lexicon: Lexicon | None = None) -> Evaluation:
+    lexicon = lexicon or default_lexicon()
+    confusion = {a: {p: 0 for p in LEVELS} for a in LEVELS}
+    misses = []
+    high_total = high_hit = green_total = green_raised = 0
+    for case in cases:
+        actual = case["level"]
+        got = lexicon.triage(case["text"]).level
+        confusion[actual][got] += 1
+        if got != actual:
+            misses.append({"text": case["text"], "expected": actual, "got": got,
+                           "category": case.get("category", "")})
+        if actual in ("red", "crisis"):
+            high_total += 1
+            high_hit += got in ("red", "crisis")
+        if actual == "green":
+            green_total += 1
+            green_raised += got in ("red", "crisis")
+    per_level = {}
+    for level in LEVELS:
+        tp = confusion[level][level]
+        actual_n = sum(confusion[level].values())
+        predicted_n = sum(confusion[a][level] for a in LEVELS)
+        negatives = len(cases) - actual_n
+        fp = predicted_n - tp
+        per_level[level] = {
+            "recall": tp / actual_n if actual_n else 0.0,
+            "precision": tp / predicted_n if predicted_n else 0.0,
+            "false_alarm_rate": fp / negatives if negatives else 0.0,
+            "n": actual_n,
+        }
+    return Evaluation(len(cases), confusion, per_level,
+                      high_hit / high_total if high_total else 0.0,
+                      green_raised / green_total if green_total else 0.0, misses)

@@ -1,0 +1,98 @@
+"""The triage rules: levels with reasons, the modifiers, the lexicon as data, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from peerlift.cli import app
+from peerlift.safety import pii
+from peerlift.safety.triage import LexiconError, evaluate, load
+
+DATA = Path(__file__).parents[1] / "data"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return load()
+
+
+@pytest.mark.parametrize("text, level", [
+    ("I want to die", "red"),
+    ("I would never hurt myself", "green"),
+    ("my friend once said she wanted to die", "green"),
+    ("in the film he kills himself at the end", "green"),
+    ("years ago I tried to end it, I'm in a better place now", "green"),
+    ("years ago I tried to end it and lately the same thoughts are coming back", "red"),
+    ("I'm going to kill myself tonight", "crisis"),
+    ("this diet is killing me", "green"),
+    ("feeling hopeless and I cry every night", "amber"),
+    ("my blood sugar is 2.1 and I'm confused and shaking", "crisis"),
+])
+def test_levels(lexicon, text, level):
+    assert lexicon.triage(text).level == level
+
+
+def test_reasons_name_the_rule_and_the_phrase_and_what_set_a_match_aside(lexicon):
+    counted = lexicon.triage("I want to die").reasons[0]
+    assert counted.rule == "suicidal_thoughts" and counted.phrase == "want to die" and counted.set_aside is None
+    aside = lexicon.triage("I would never want to die like that").reasons[0]
+    assert aside.set_aside == "negation" and "negated" in aside.describe()
+
+
+def test_the_development_set_meets_the_targets(lexicon):
+    cases = YAML(typ="safe").load((DATA / "triage_eval.yaml").read_text())
+    result = evaluate(cases, lexicon)
+    assert len(cases) >= 300
+    assert result.raised_recall >= 0.95
+    assert result.false_alarm_ordinary <= 0.05
+
+
+def test_an_installation_extends_the_lexicon(tmp_path):
+    extra = tmp_path / "local.yaml"
+    extra.write_text('rules:\n  - id: local_word\n    level: red\n    reason: a local phrase\n'
+                     '    patterns: ["\\\\bwalking into the loch\\\\b"]\n')
+    assert load([extra]).triage("thinking of walking into the loch").level == "red"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('rules:\n  - id: broken\n    level: purple\n    reason: x\n    patterns: ["(unclosed"]\n')
+    with pytest.raises(LexiconError, match=r"bad.yaml: rules.0.level"):
+        load([bad])
+    worse = tmp_path / "worse.yaml"
+    worse.write_text('rules:\n  - id: broken\n    level: red\n    reason: xyz\n    patterns: ["(unclosed", "%nope%"]\n')
+    with pytest.raises(LexiconError) as caught:
+        load([worse])
+    assert "not a valid regular expression" in str(caught.value) and "unknown definition %nope%" in str(caught.value)
+
+
+def test_cli_triage_prints_one_json_object():
+    result = runner.invoke(app, ["safety", "triage", "I could kill for a cigarette"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"level": "green", "reasons": [], "emergency": False}
+    crisis = json.loads(runner.invoke(app, ["safety", "triage", "bought a rope, doing it tonight"]).stdout)
+    assert crisis["level"] == "crisis" and crisis["reasons"]
+
+
+def test_cli_evaluate_prints_figures_and_refuses_bad_files(tmp_path):
+    result = runner.invoke(app, ["safety", "evaluate", str(DATA / "triage_eval.yaml"), "--json"])
+    assert result.exit_code == 0
+    figures = json.loads(result.stdout)
+    assert set(figures["per_level"]) == {"green", "amber", "red", "crisis"}
+    assert sum(sum(row.values()) for row in figures["confusion"].values()) == figures["total"]
+    table = runner.invoke(app, ["safety", "evaluate", str(DATA / "triage_eval.yaml")])
+    assert "Confusion matrix" in table.stdout and "red+crisis recall" in table.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- text: hello\n  level: blue\n")
+    failed = runner.invoke(app, ["safety", "evaluate", str(bad)])
+    assert failed.exit_code == 1 and "case 1" in failed.stderr
+
+
+def test_pii_detectors_and_scrubbing():
+    text = "Ring 07911 123456, write to sam.jones@example.com, I'm at 14 Mill Lane. My name is Jane Smith."
+    assert [f.kind for f in pii.find(text, "GB")] == ["phone", "email", "address", "name"]
+    assert pii.scrub(text, "GB") == "Ring [phone], write to [email], I'm at [address]. My name is [name]."
+    assert pii.find("walked 12,500 steps, 1200 kcal, weight 85.4 kg on 12/03/2025", "GB") == []
