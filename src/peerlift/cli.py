@@ -23,6 +23,15 @@ def _protocol_app() -> typer.Typer:
 app.add_typer(_protocol_app(), name="protocol")
 
 
+def _instruments_app() -> typer.Typer:
+    from peerlift.tracking.cli import app as instruments_app
+
+    return instruments_app
+
+
+app.add_typer(_instruments_app(), name="instruments")
+
+
 def _settings():
     from peerlift.settings import get_settings
 

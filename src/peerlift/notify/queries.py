@@ -40,6 +40,8 @@ def _sentence(kind: Kind, actor: str, circle: str | None, text: str) -> str:
 
 
 def _link(n: Notification) -> str:
+    if n.link:
+        return n.link
     if n.conversation_id:
         return f"/messages/{n.conversation_id}"
     if n.post_id:
