@@ -33,9 +33,9 @@ def list_instruments() -> None:
     for inst in shipped().values():
         low, high = inst.score_range
         extra = f"; by {inst.bands_by}" if inst.bands_by else ""
-        out.print(f"{inst.key}\t{inst.name}\t{len(inst.scored_items)} items\tscore {low}-{high}"
+        typer.echo(f"{inst.key}\t{inst.name}\t{len(inst.scored_items)} items\tscore {low}-{high}"
                   f"{' (percentage x' + str(inst.scoring.percentage_factor) + ')' if inst.scoring.percentage_factor else ''}"
-                  f"\tbands: {_bands(inst)}{extra}", markup=False)
+                   f"\tbands: {_bands(inst)}{extra}")
 
 
 @app.command()
@@ -60,7 +60,7 @@ def score(
     except PeerliftError as exc:
         err.print(f"{exc.field or 'error'}: {exc.message}", markup=False)
         raise typer.Exit(2)
-    out.print(json.dumps(result.as_dict()), markup=False)
+    typer.echo(json.dumps(result.as_dict()))
 
 
 @app.command()

@@ -183,21 +183,21 @@ def whole_file_problems(inst: Instrument) -> list[str]:
         if len(set(keys)) != len(keys):
             problems.append(f"{where}: two bands have the same key")
         covered: dict[int, str] = {}
-        for band in bands:
+        for n, band in enumerate(bands):
             if band.min > band.max:
-                problems.append(f"{where}: band {band.key!r} has min {band.min} above max {band.max}")
+                problems.append(f"{where}.{n}: band {band.key!r} has min {band.min} above max {band.max}")
             for total in range(band.min, band.max + 1):
                 if total in covered:
-                    problems.append(f"{where}: total {total} is in both {covered[total]!r} and {band.key!r}")
+                    problems.append(f"{where}.{n}: total {total} is in both {covered[total]!r} and {band.key!r}")
                     break
                 covered[total] = band.key
+            beyond = [t for t in range(band.min, band.max + 1) if t < low or t > high]
+            if beyond:
+                problems.append(f"{where}.{n}: band {band.key!r} reaches totals {_ranges(beyond)} that cannot "
+                                f"occur (totals run from {low} to {high})")
         missing = [t for t in range(low, high + 1) if t not in covered]
         if missing:
             problems.append(f"{where}: no band covers the possible total(s) {_ranges(missing)} "
-                            f"(totals run from {low} to {high})")
-        beyond = [t for t in covered if t < low or t > high]
-        if beyond:
-            problems.append(f"{where}: bands reach totals {_ranges(sorted(beyond))} that cannot occur "
                             f"(totals run from {low} to {high})")
     scored = {i.id: i for i in inst.scored_items}
     for n, alert in enumerate(inst.alerts):
