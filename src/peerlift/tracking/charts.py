@@ -20,13 +20,13 @@ STYLE = Style(
     background="#ffffff", plot_background="#ffffff", foreground="#333333", foreground_strong="#111111",
     foreground_subtle="#dddddd", colors=("#2f6f5e", "#c0392b", "#7f8c8d"),
     font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
-    label_font_size=13, major_label_font_size=13, value_font_size=13, title_font_size=16,
+    label_font_size=15, major_label_font_size=15, value_font_size=15, title_font_size=18,
 )
 
 
 def _chart(kind, title: str, *, y_title: str = "", range_: tuple[float, float] | None = None):
     return kind(
-        js=[], style=STYLE, width=640, height=300, title=title, y_title=y_title, show_legend=False,
+        js=[], style=STYLE, width=480, height=280, title=title, y_title=y_title, show_legend=False,
         show_minor_x_labels=False, x_label_rotation=0, truncate_label=-1, dots_size=4, stroke_style={"width": 3},
         range=range_, include_x_axis=False, no_data_text="Nothing logged yet", margin=16,
         disable_xml_declaration=False, explicit_size=False,
@@ -35,17 +35,20 @@ def _chart(kind, title: str, *, y_title: str = "", range_: tuple[float, float] |
 
 def trend_svg(title: str, points: list[tuple[dt.date, float]], *, unit: str = "", goal: float | None = None,
               range_: tuple[float, float] | None = None) -> str:
-    """A line of values by local date (gaps where nothing was logged), with an optional goal line."""
-    chart = _chart(pygal.Line, title, y_title=unit, range_=range_)
+    """Values by local date on a time axis (days without a value are simply not drawn), with an
+    optional goal line."""
+    chart = _chart(pygal.DateLine, title, y_title=unit, range_=range_)
+    chart.x_value_formatter = lambda d: d.strftime("%d %b")
+    chart.show_minor_x_labels = True
     if points:
         first, last = points[0][0], points[-1][0]
-        days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-        by_day = dict(points)
-        chart.x_labels = [d.strftime("%d %b") for d in days]
-        chart.x_labels_major_count = min(6, len(days))
-        chart.add(title, [by_day.get(d) for d in days], allow_interruptions=True)
+        span = max((last - first).days, 1)
+        step = max(span // 4, 1)
+        chart.x_labels = [first + dt.timedelta(days=n) for n in range(0, span + 1, step)]
+        chart.add(title, [(d, v) for d, v in points], stroke_style={"width": 3})
         if goal is not None:
-            chart.add("Goal", [goal] * len(days), show_dots=False, stroke_style={"width": 2, "dasharray": "6,4"})
+            chart.add("Goal", [(first, goal), (first + dt.timedelta(days=span), goal)], show_dots=False,
+                      stroke_style={"width": 2, "dasharray": "6,4"})
     return clean(chart.render(is_unicode=True))
 
 
@@ -54,7 +57,7 @@ def scores_svg(title: str, points: list[tuple[dt.datetime, int]], *, max_total: 
     if points:
         chart.x_labels = [moment.strftime("%d %b") for moment, _ in points]
         chart.x_labels_major_count = min(6, len(points))
-        chart.add(title, [value for _, value in points])
+        chart.add(title, [value for _, value in points], stroke_style={"width": 3})
     return clean(chart.render(is_unicode=True))
 
 

@@ -22,9 +22,10 @@ def display(measure: MeasureDef, value: float | None, weight_unit: str = "kg") -
         return ("yes" if value >= 0.5 else "no"), ""
     if measure.key == "weight" and weight_unit == "lb":
         return f"{value / LB_IN_KG:.1f}", "lb"
+    unit = "" if measure.unit == "0-10" else measure.unit  # a scale, not a unit: "7", not "7 0-10"
     if measure.kind == "int":
-        return f"{int(value)}", measure.unit
-    return f"{value:.1f}", measure.unit
+        return f"{int(value)}", unit
+    return f"{value:.1f}", unit
 
 
 def shown_value(measure: MeasureDef, value: float, weight_unit: str) -> float:
