@@ -147,6 +147,8 @@ def create_app() -> FastAPI:
     from peerlift.community import pages as community_pages
     from peerlift.identity import api as identity_api
     from peerlift.identity import pages as identity_pages
+    from peerlift.tracking import api as tracking_api
+    from peerlift.tracking import pages as tracking_pages
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -180,7 +182,7 @@ def create_app() -> FastAPI:
     app.add_middleware(SecurityHeaders)
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
-    for module in (identity_api, community_api, stream_api, notify_api, protocol_api, safety_api, identity_pages,
-                   community_pages, notify_pages, protocol_pages, safety_pages):
+    for module in (identity_api, community_api, stream_api, notify_api, protocol_api, safety_api, tracking_api,
+                   identity_pages, community_pages, notify_pages, protocol_pages, safety_pages, tracking_pages):
         app.include_router(module.router)
     return app

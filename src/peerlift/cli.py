@@ -32,6 +32,15 @@ def _safety_app() -> typer.Typer:
 app.add_typer(_safety_app(), name="safety")
 
 
+def _instruments_app() -> typer.Typer:
+    from peerlift.tracking.cli import app as instruments_app
+
+    return instruments_app
+
+
+app.add_typer(_instruments_app(), name="instruments")
+
+
 def _settings():
     from peerlift.settings import get_settings
 

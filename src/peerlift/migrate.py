@@ -32,3 +32,4 @@ def all_models() -> None:
     import peerlift.identity.models  # noqa: F401
     import peerlift.research.models  # noqa: F401
     import peerlift.safety.models  # noqa: F401
+    import peerlift.tracking.models  # noqa: F401

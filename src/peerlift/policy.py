@@ -156,3 +156,32 @@ def visible_user(session: Session, viewer: User, user_id: int) -> User:
     if shared is None:
         raise _not_found("person", "user_id")
     return shared
+
+
+# --- self-monitoring and questionnaires ---------------------------------------------------------
+
+CAN_DEFINE_MEASURES_ROLES = {Role.researcher, Role.admin}
+CAN_DEFINE_INSTRUMENTS_ROLES = {Role.researcher, Role.admin}
+TRACKING_VIEWER_ROLES = {CircleRole.facilitator, CircleRole.clinician}
+
+
+def tracking_subject(session: Session, viewer: User, person_id: int) -> User:
+    """The person whose entries, goals and questionnaire answers ``viewer`` may see: themselves,
+    the members of circles the viewer facilitates, and of circles where the viewer is the
+    clinician. Anyone else answers 404, like a person who does not exist."""
+    if person_id == viewer.id:
+        return viewer
+    staffed = select(Membership.space_id).where(Membership.user_id == viewer.id,
+                                                Membership.role.in_(TRACKING_VIEWER_ROLES))
+    person = session.scalar(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(User.id == person_id, Membership.space_id.in_(staffed)).limit(1)
+    )
+    if person is None:
+        raise _not_found("person", "user_id")
+    return person
+
+
+def require_facilitator(access: CircleAccess, action: str) -> None:
+    if not access.is_facilitator:
+        raise Forbidden(f"Only the circle's facilitators may {action}.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import func, select
 
 from peerlift import db as dbmod
@@ -37,6 +39,14 @@ def test_demo_seed(sqlite_database, monkeypatch):
         assert 10 <= span <= 14, span
         assert last <= dbmod.utcnow()
         assert s.scalar(select(func.count(Event.id))) > 400  # every write was measured
+        from peerlift.tracking.models import Entry, QuestionnaireResponse
+
+        p01 = s.scalar(select(User).where(User.email == "p01@demo.test"))
+        weights = s.scalars(select(Entry).where(Entry.user_id == p01.id, Entry.measure_key == "weight")).all()
+        assert len(weights) >= 5 and all(e.local_date <= dbmod.utcnow().date() + dt.timedelta(days=1) for e in weights)
+        kinds = s.execute(select(QuestionnaireResponse.instrument_key, func.count()).where(
+            QuestionnaireResponse.user_id == p01.id).group_by(QuestionnaireResponse.instrument_key)).all()
+        assert dict(kinds) == {"phq9": 2, "gad7": 2}
     with dbmod.transaction() as s:
         assert demo.seed(s) is False  # running it again reuses what exists
 

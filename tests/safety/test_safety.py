@@ -238,3 +238,16 @@ def test_direct_messages_and_comments_are_triaged(world, client_for):
         assert ("message", "red") in levels and ("comment", "green") in levels
         assert s.scalar(select(Escalation.object_type)) == "message"
     assert count_rows(ReviewItem) == 0
+
+
+def test_phq9_item9_opens_an_escalation_whatever_the_total(world, client_for):
+    coach, alice = client_for(world.coach), client_for(world.alice)
+    assert coach.post(f"/api/v1/circles/{world.circle.id}/questionnaires",
+                      json={"instrument": "phq9", "user_id": world.alice.id}).status_code == 201
+    [request] = alice.get("/api/v1/questionnaires/requests", params={"open_only": True}).json()
+    stored = alice.post(f"/api/v1/questionnaires/requests/{request['id']}/response",
+                        json={"answers": [0, 0, 0, 0, 0, 0, 0, 0, 1]})
+    assert stored.status_code == 201 and stored.json()["band"] == "minimal"
+    [escalation] = client_for(world.clinician).get("/api/v1/escalations").json()
+    assert escalation["object_type"] == "response" and escalation["subject_id"] == world.alice.id
+    assert "item 9" in escalation["reasons"][0] and "answered 1" in escalation["reasons"][0]

@@ -163,6 +163,9 @@ def seed(session: Session, progress: Callable[[str], None] | None = None) -> boo
     say("protocols")
     _protocols(session, people["coach"], list(circles.values()), timeline.now)
 
+    say("self-monitoring")
+    _tracking(session, people, timeline.now)
+
     say("messages")
     for conv in content["dms"]:
         a, b = (people[k] for k in conv["between"])
@@ -200,3 +203,43 @@ def _protocols(session: Session, coach: User, circles: list[Space], now: dt.date
         start = (now - dt.timedelta(days=13)).astimezone(ZoneInfo(space.timezone)).date()
         with clock_at(now - dt.timedelta(hours=1)):
             protocols.assign(session, coach, space, dpp, start)
+
+
+def _tracking(session: Session, people: dict[str, User], now: dt.datetime, days: int = 21) -> None:
+    """Three weeks of weight, steps and mood for each participant, goals, and two PHQ-9 and GAD-7
+    answers each (requested by the coach), drifting the way a programme hopes."""
+    import random
+
+    from peerlift.tracking import service as tracking
+
+    coach = people["coach"]
+    participants = sorted((k for k in people if re.fullmatch(r"p\d\d", k)))
+    for index, key in enumerate(participants):
+        person = people[key]
+        rng = random.Random(index)
+        start_kg = 70 + rng.uniform(0, 40)
+        today = now.astimezone(ZoneInfo(person.timezone)).date()
+        with clock_at(now - dt.timedelta(days=days)):
+            unit = "lb" if person.timezone.startswith("America/") else "kg"
+            target = start_kg * 0.93 / (tracking.LB_IN_KG if unit == "lb" else 1)
+            tracking.update_goals(session, person, weight_unit=unit, target_weight=round(target, 1), daily_steps=8000)
+        for n in range(days):
+            day = today - dt.timedelta(days=days - 1 - n)
+            moment = dt.datetime.combine(day, dt.time(20, 0), tzinfo=ZoneInfo(person.timezone))
+            with clock_at(min(moment.astimezone(dt.UTC), now)):
+                if n % 3 == 0:
+                    kg = start_kg - n * rng.uniform(0.05, 0.15)
+                    tracking.log_entry(session, person, "weight", round(kg, 1), unit="kg", local_date=day)
+                tracking.log_entry(session, person, "steps", rng.randint(3000, 12000), local_date=day)
+                tracking.log_entry(session, person, "mood", min(10, max(0, 5 + n // 7 + rng.randint(-2, 2))),
+                                   local_date=day)
+        for when, drift in ((days - 1, 0), (6, -1)):
+            with clock_at(now - dt.timedelta(days=when, hours=2)):
+                for key_ in ("phq9", "gad7"):
+                    count = 9 if key_ == "phq9" else 7
+                    answers = [max(0, min(3, rng.randint(0, 2) + drift)) for _ in range(count)]
+                    if key_ == "phq9":
+                        answers[-1] = 0
+                    request = tracking.request_questionnaire(session, person, key_, requested_by=coach,
+                                                             space_id=None, notify_person=False)
+                    tracking.submit_response(session, person, request, answers)

@@ -57,6 +57,7 @@ class Notification(Base):
     comment_id: Mapped[int | None] = mapped_column(ForeignKey("comment.id", ondelete="CASCADE"), nullable=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"), nullable=True)
     text: Mapped[str] = mapped_column(Text, default="")  # only for prompts written by the programme
+    link: Mapped[str | None] = mapped_column(String(200), nullable=True)  # where a prompt leads (a path)
     # A scheduled notification records the delivery that made it: at most one per delivery.
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_delivery.id", ondelete="SET NULL"),
                                                     nullable=True, unique=True)

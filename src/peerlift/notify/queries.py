@@ -42,6 +42,8 @@ def _sentence(kind: Kind, actor: str, circle: str | None, text: str) -> str:
 
 
 def _link(n: Notification) -> str:
+    if n.link:
+        return n.link
     if n.kind == Kind.escalation:
         return "/safety/escalations"
     if n.conversation_id:

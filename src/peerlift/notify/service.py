@@ -78,7 +78,7 @@ def unread_count(session: Session, user_id: int) -> int:
 
 def notify(session: Session, *, user_id: int, kind: Kind, actor_id: int | None = None, space_id: int | None = None,
            post_id: int | None = None, comment_id: int | None = None, conversation_id: int | None = None,
-           text: str = "", delivery_id: int | None = None) -> Notification | None:
+           text: str = "", delivery_id: int | None = None, link: str | None = None) -> Notification | None:
     """Tell a person something happened, as their preferences say (never themselves of their own acts)."""
     if actor_id is not None and actor_id == user_id:
         return None
@@ -87,7 +87,7 @@ def notify(session: Session, *, user_id: int, kind: Kind, actor_id: int | None =
         return None
     note = Notification(user_id=user_id, kind=kind, actor_id=actor_id, space_id=space_id, post_id=post_id,
                         comment_id=comment_id, conversation_id=conversation_id, text=text[:2000],
-                        delivery_id=delivery_id, email=channel == Channel.email)
+                        delivery_id=delivery_id, email=channel == Channel.email, link=link)
     session.add(note)
     session.flush()
     # No unread count here: counting a person's unread notifications on every new one costs more

@@ -133,8 +133,13 @@ def deliver(session: Session, row: ScheduledDelivery):
         planned.status, planned.reason = PlannedStatus.failed, "the circle has no facilitator to send it"
         return Skip(planned.reason)
     text = render(item.text, values_for(session, protocol, planned, space, person, facilitator, now))
+    link = None
     if item.kind == "questionnaire":
-        text = f"{text}\n\n(Questionnaire: {item.questionnaire.upper()})"
+        name, link = _questionnaire_requests(session, item, space, person, facilitator)
+        if item.channel in ("circle_post", "facilitator_dm"):
+            text = f"{text}\n\n[Answer the {name} questionnaire]({link})"
+        else:
+            text = f"{text} ({name} questionnaire: open to answer)"
     if item.channel == "circle_post":
         access = circle_access(session, facilitator, space.id)
         poll = item.poll
@@ -146,7 +151,7 @@ def deliver(session: Session, row: ScheduledDelivery):
         community.send_message(session, facilitator, conversation, text)
     else:
         notify.notify(session, user_id=person.id, kind=Kind.prompt, text=text, space_id=space.id,
-                      delivery_id=row.id)
+                      delivery_id=row.id, link=link)
         if item.channel == "email":
             schedule(session, "email.prompt", {"user_id": person.id}, due_at=now,
                      dedupe_key=f"email.prompt:{planned.id}")
@@ -157,6 +162,27 @@ def deliver(session: Session, row: ScheduledDelivery):
         attempts = f"after {row.attempts} attempts ({row.last_error[:200]})" if row.attempts > 1 else \
             "the scheduler was behind or not running"
         planned.reason = f"sent {planned.late_seconds // 60} min late: {attempts}"
+
+
+def _questionnaire_requests(session: Session, item: Item, space: Space, person: User | None,
+                            facilitator: User | None) -> tuple[str, str]:
+    """A questionnaire item asks its person (or, for a circle post, every member) to answer the
+    questionnaire once: a request each. Returns the questionnaire's name and the link to its form."""
+    from peerlift.tracking import service as tracking
+
+    if person is not None:
+        request = tracking.request_questionnaire(session, person, item.questionnaire, requested_by=None,
+                                                 space_id=space.id, source="protocol", notify_person=False)
+        link = tracking.request_link(request)
+    else:
+        members = session.scalars(select(User).join(Membership, Membership.user_id == User.id).where(
+            Membership.space_id == space.id, User.is_active.is_(True),
+            Membership.role.in_((CircleRole.member, CircleRole.peer_supporter))).order_by(User.id)).all()
+        for member in members:
+            tracking.request_questionnaire(session, member, item.questionnaire, requested_by=facilitator,
+                                           space_id=space.id, source="protocol", notify_person=False)
+        link = "/me/questionnaires"
+    return tracking.instrument(session, item.questionnaire).short_name, link
 
 
 @handler("email.prompt", external=True)

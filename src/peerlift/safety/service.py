@@ -619,3 +619,32 @@ def space_of_conversation(session: Session, conversation: Conversation) -> int:
 
 def active_space(session: Session, space_id: int) -> Space:
     return session.get(Space, space_id)
+
+
+# --- questionnaires ------------------------------------------------------------------------------
+
+def _questionnaire_alert(session: Session, person: User, response, alert: str) -> None:
+    """A questionnaire alert (PHQ-9 item 9 above 0) opens an escalation whatever the total."""
+    space_id = session.scalar(select(Membership.space_id).where(Membership.user_id == person.id)
+                              .order_by(Membership.id).limit(1))
+    answer = response.answers[8] if alert == "item9" and len(response.answers) > 8 else None
+    why = (f"{response.instrument_key.upper()} item 9 (thoughts of being better off dead or of self-harm) answered "
+           f"{answer}" if answer is not None else f"{response.instrument_key.upper()} alert {alert}")
+    open_escalation(session, subject=person, space_id=space_id, object_type="response", object_id=response.id,
+                    result=Triage("red", ()), reasons=[why])
+
+
+def _questionnaire_free_text(session: Session, person: User, response, text: str) -> None:
+    screen_free_text(session, person, "response", response.id, text)
+
+
+def _register_questionnaire_hooks() -> None:
+    from peerlift.tracking import service as tracking
+
+    if _questionnaire_alert not in tracking.ALERT_RAISED:
+        tracking.ALERT_RAISED.append(_questionnaire_alert)
+    if _questionnaire_free_text not in tracking.FREE_TEXT_ANSWERED:
+        tracking.FREE_TEXT_ANSWERED.append(_questionnaire_free_text)
+
+
+_register_questionnaire_hooks()

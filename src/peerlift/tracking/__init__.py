@@ -1,0 +1,1 @@
+"""Self-monitoring entries, goals and validated questionnaires."""
