@@ -185,3 +185,13 @@ def tracking_subject(session: Session, viewer: User, person_id: int) -> User:
 def require_facilitator(access: CircleAccess, action: str) -> None:
     if not access.is_facilitator:
         raise Forbidden(f"Only the circle's facilitators may {action}.")
+
+
+def questionnaire_request_access(session: Session, user: User, request_id: int):
+    """A questionnaire request is seen and answered by the person it was sent to, and by nobody else."""
+    from peerlift.tracking.models import QuestionnaireRequest
+
+    request = session.get(QuestionnaireRequest, request_id)
+    if request is None or request.user_id != user.id:
+        raise _not_found("questionnaire request", "request_id")
+    return request

@@ -211,6 +211,7 @@ def _tracking(session: Session, people: dict[str, User], now: dt.datetime, days:
     import random
 
     from peerlift.tracking import service as tracking
+    from peerlift.tracking.measures import LB_IN_KG
 
     coach = people["coach"]
     participants = sorted((k for k in people if re.fullmatch(r"p\d\d", k)))
@@ -221,7 +222,7 @@ def _tracking(session: Session, people: dict[str, User], now: dt.datetime, days:
         today = now.astimezone(ZoneInfo(person.timezone)).date()
         with clock_at(now - dt.timedelta(days=days)):
             unit = "lb" if person.timezone.startswith("America/") else "kg"
-            target = start_kg * 0.93 / (tracking.LB_IN_KG if unit == "lb" else 1)
+            target = start_kg * 0.93 / (LB_IN_KG if unit == "lb" else 1)
             tracking.update_goals(session, person, weight_unit=unit, target_weight=round(target, 1), daily_steps=8000)
         for n in range(days):
             day = today - dt.timedelta(days=days - 1 - n)

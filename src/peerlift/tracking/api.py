@@ -9,11 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from peerlift.errors import NotFound, responses
-from peerlift.policy import circle_access, tracking_subject
+from peerlift.errors import responses
+from peerlift.policy import circle_access, questionnaire_request_access, tracking_subject
 from peerlift.tracking import queries, service
 from peerlift.tracking.measures import MeasureDef, all_measures
-from peerlift.tracking.models import QuestionnaireRequest
 from peerlift.tracking.scoring import score
 from peerlift.web.deps import DB, CurrentUser
 
@@ -284,22 +283,15 @@ def my_requests(db: DB, user: CurrentUser, open_only: bool = False):
     return queries.requests(db, user, open_only=open_only)
 
 
-def _my_request(db, user, request_id: int) -> QuestionnaireRequest:
-    request = db.get(QuestionnaireRequest, request_id)
-    if request is None or request.user_id != user.id:
-        raise NotFound("No questionnaire request with that id.", field="request_id")
-    return request
-
-
 @router.get("/questionnaires/requests/{request_id}", response_model=RequestOut, responses=R(401, 404))
 def get_request(request_id: int, db: DB, user: CurrentUser):
-    return _my_request(db, user, request_id)
+    return questionnaire_request_access(db, user, request_id)
 
 
 @router.post("/questionnaires/requests/{request_id}/response", response_model=ResponseOut, status_code=201,
              responses=R(401, 404, 409, 422))
 def answer(request_id: int, body: ResponseIn, db: DB, user: CurrentUser):
-    return service.submit_response(db, user, _my_request(db, user, request_id), body.answers, body.text_answers,
+    return service.submit_response(db, user, questionnaire_request_access(db, user, request_id), body.answers, body.text_answers,
                                    body.context)
 
 

@@ -10,7 +10,14 @@ from sqlalchemy import select
 
 from peerlift.community import queries as community_queries
 from peerlift.errors import Forbidden, NotFound, PeerliftError
-from peerlift.policy import CAN_DEFINE_MEASURES_ROLES, circle_access, require_facilitator, tracking_subject
+from peerlift.policy import (
+    CAN_DEFINE_MEASURES_ROLES,
+    circle_access,
+    questionnaire_request_access,
+    require_facilitator,
+    require_role,
+    tracking_subject,
+)
 from peerlift.tracking import charts, queries, service
 from peerlift.tracking.measures import all_measures, get_measure
 from peerlift.tracking.models import QuestionnaireRequest, QuestionnaireResponse
@@ -129,13 +136,6 @@ def my_questionnaires(request: Request, db: DB, user: CurrentUser):
     })
 
 
-def _request_of(db, user, request_id: int) -> QuestionnaireRequest:
-    request = db.get(QuestionnaireRequest, request_id)
-    if request is None or request.user_id != user.id:
-        raise NotFound("No questionnaire with that id.", field="request_id")
-    return request
-
-
 def _form(request: Request, db, user, req: QuestionnaireRequest, *, error: str | None = None,
           field: str | None = None, given: dict | None = None, status: int = 200):
     response = db.scalar(select(QuestionnaireResponse).where(QuestionnaireResponse.request_id == req.id))
@@ -152,7 +152,7 @@ def _form(request: Request, db, user, req: QuestionnaireRequest, *, error: str |
 
 @router.get("/questionnaires/{request_id}")
 def questionnaire(request: Request, request_id: int, db: DB, user: CurrentUser):
-    return _form(request, db, user, _request_of(db, user, request_id))
+    return _form(request, db, user, questionnaire_request_access(db, user, request_id))
 
 
 @router.post("/questionnaires/{request_id}")
@@ -164,7 +164,7 @@ async def answer(request: Request, request_id: int, db: DB, user: CurrentUser):
 
 
 def _answer(request: Request, request_id: int, db, user, form: dict):
-    req = _request_of(db, user, request_id)
+    req = questionnaire_request_access(db, user, request_id)
     inst = service.instrument(db, req.instrument_key)
     answers: list = []
     for n, item in enumerate(inst.scored_items):
@@ -179,7 +179,7 @@ def _answer(request: Request, request_id: int, db, user, form: dict):
         service.submit_response(db, user, req, answers, texts, context)
     except PeerliftError as exc:
         db.rollback()
-        req = _request_of(db, user, request_id)
+        req = questionnaire_request_access(db, user, request_id)
         return _form(request, db, user, req, error=exc.message, field=exc.field, given=form,
                      status=exc.status_code)
     return RedirectResponse(f"/questionnaires/{request_id}#result", status_code=303)
@@ -217,8 +217,7 @@ def _measures_page(request: Request, db, *, error: str | None = None, form: dict
 
 @router.get("/tracking/measures")
 def measures(request: Request, db: DB, user: CurrentUser):
-    if user.role not in CAN_DEFINE_MEASURES_ROLES:
-        raise Forbidden("Only researchers and admins define measures.")
+    require_role(user, CAN_DEFINE_MEASURES_ROLES, "define measures")
     return _measures_page(request, db)
 
 

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +35,7 @@ from peerlift.policy import (
 )
 from peerlift.tracking import measures as measures_mod
 from peerlift.tracking.instruments import Instrument, InstrumentInvalid, parse, shipped
-from peerlift.tracking.measures import LB_IN_KG, check_value, get_measure
+from peerlift.tracking.measures import check_value, get_measure
 from peerlift.tracking.models import (
     Entry,
     EntryRevision,
@@ -45,7 +45,7 @@ from peerlift.tracking.models import (
     QuestionnaireResponse,
     TrackingProfile,
 )
-from peerlift.tracking.scoring import Score, ScoringError, UnknownInstrument, score
+from peerlift.tracking.scoring import Score, UnknownInstrument, score
 
 ALERT_RAISED: list[Callable[[Session, User, QuestionnaireResponse, str], None]] = []
 FREE_TEXT_ANSWERED: list[Callable[[Session, User, QuestionnaireResponse, str], None]] = []
@@ -337,8 +337,6 @@ def submit_response(session: Session, person: User, request: QuestionnaireReques
         percentage=result.percentage, band=result.band, band_rank=result.band_rank, alerts=list(result.alerts),
         created_at=now)
     # Marking the request answered with a guarded update makes a second, concurrent submit lose.
-    from sqlalchemy import update
-
     claimed = session.execute(update(QuestionnaireRequest).where(
         QuestionnaireRequest.id == request.id, QuestionnaireRequest.answered_at.is_(None))
         .values(answered_at=now).execution_options(synchronize_session=False)).rowcount
@@ -366,9 +364,3 @@ def submit_response(session: Session, person: User, request: QuestionnaireReques
             hook(session, person, response, answer)
     return response
 
-
-def pounds(kg: float) -> float:
-    return kg / LB_IN_KG
-
-
-__all__ = ["ALERT_RAISED", "FREE_TEXT_ANSWERED", "ScoringError", "log_entry", "submit_response"]
