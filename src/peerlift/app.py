@@ -139,6 +139,8 @@ def create_app() -> FastAPI:
     from peerlift.delivery import stream as stream_api
     from peerlift.notify import api as notify_api
     from peerlift.notify import pages as notify_pages
+    from peerlift.cues import api as cues_api
+    from peerlift.cues import pages as cues_pages
     from peerlift.protocols import api as protocol_api
     from peerlift.protocols import pages as protocol_pages
     from peerlift.community import api as community_api
@@ -178,7 +180,7 @@ def create_app() -> FastAPI:
     app.add_middleware(SecurityHeaders)
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
-    for module in (identity_api, community_api, stream_api, notify_api, protocol_api, identity_pages, community_pages,
-                   notify_pages, protocol_pages):
+    for module in (identity_api, community_api, stream_api, notify_api, protocol_api, cues_api, identity_pages,
+                   community_pages, notify_pages, protocol_pages, cues_pages):
         app.include_router(module.router)
     return app
