@@ -22,11 +22,21 @@ log = logging.getLogger("peerlift.cues")
 DEFAULT_FILE = Path(__file__).parent / "default.yaml"
 
 
-class Fields(dict):
-    """A context part: ``event.value`` reads a key; a key that is not there reads as None."""
+class Fields:
+    """A context part: ``event.value`` reads a key; a key that is not there reads as None. Not a
+    dict, so simpleeval's check of every value a name returns stays a constant-time test."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict) -> None:
+        self._data = data
 
     def __getattr__(self, name: str) -> Any:
-        return self.get(name)
+        value = self._data.get(name)
+        return Fields(value) if isinstance(value, dict) else value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._data.get(name, default)
 
 
 class Context(dict):
@@ -42,7 +52,7 @@ class Context(dict):
         builder = self.builders.get(name)
         if builder is None:
             raise KeyError(name)
-        value = Fields({k: Fields(v) if isinstance(v, dict) else v for k, v in builder().items()})
+        value = Fields(builder())
         self[name] = value
         return value
 
@@ -56,8 +66,8 @@ class Context(dict):
         except KeyError:
             return None
         for part in parts[1:]:
-            value = value.get(part) if isinstance(value, dict) else None
-        return value
+            value = value.get(part) if isinstance(value, (dict, Fields)) else None
+        return None if isinstance(value, Fields) else value
 
 
 _local = threading.local()
@@ -75,15 +85,16 @@ def holds(rule: CompiledRule, context: Context) -> bool:
     (a comparison with a missing value, say) does not hold."""
     if rule.expression is None:
         return True
-    event = context.get("event")
-    if event is not None:
-        for field, value in rule.guards.items():
-            if event.get(field) != value:
-                return False
+    if rule.guards:
+        event = context.get("event")
+        if event is None or any(event.get(f) != v for f, v in rule.guards.items()):
+            return False
+        if rule.rest is None:
+            return True
     evaluator = _evaluator()
     evaluator.names = context
     try:
-        return bool(evaluator.eval("", previously_parsed=rule.expression))
+        return bool(evaluator.eval("", previously_parsed=rule.rest))
     except Exception as exc:  # noqa: BLE001 - a condition over missing data simply does not hold
         log.debug("cue %s: condition not evaluated (%s)", rule.key, exc)
         return False
@@ -91,11 +102,16 @@ def holds(rule: CompiledRule, context: Context) -> bool:
 
 def candidates(rulesets: list[RuleSet], event_kind: str, data: dict) -> list[CompiledRule]:
     """The rules an event of this kind may trigger, after their cheap ``event.F == value`` guards."""
-    found = []
+    found: list[CompiledRule] = []
     for ruleset in rulesets:
-        for rule in ruleset.by_event.get(event_kind, ()):
-            if all(data.get(f) == v for f, v in rule.guards.items()):
-                found.append(rule)
+        index = ruleset.by_event.get(event_kind)
+        if index is None:
+            continue
+        found += index.unguarded
+        for name, table in index.guarded.items():
+            for rule in table.get(data.get(name), ()):
+                if len(rule.guards) == 1 or all(data.get(f) == v for f, v in rule.guards.items()):
+                    found.append(rule)
     return found
 
 

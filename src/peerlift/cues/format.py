@@ -208,6 +208,26 @@ def equality_guards(expr: ast.Expr) -> dict[str, Any]:
     return guards
 
 
+def residual(expr: ast.Expr, guards: dict[str, Any]) -> ast.Expr | None:
+    """The condition without its guard conjuncts (checked apart), or None when nothing is left."""
+    if not guards:
+        return expr
+    body = expr.value
+    parts = body.values if isinstance(body, ast.BoolOp) and isinstance(body.op, ast.And) else [body]
+    rest = []
+    for part in parts:
+        if (isinstance(part, ast.Compare) and len(part.ops) == 1 and isinstance(part.ops[0], ast.Eq)
+                and isinstance(part.comparators[0], ast.Constant)):
+            path = dotted(part.left)
+            if path and len(path) == 2 and path[0] == "event" and guards.get(path[1]) == part.comparators[0].value:
+                continue
+        rest.append(part)
+    if not rest:
+        return None
+    node = rest[0] if len(rest) == 1 else ast.BoolOp(op=ast.And(), values=rest)
+    return ast.fix_missing_locations(ast.Expr(value=node))
+
+
 PLACEHOLDER_RE = re.compile(r"{([^{}]*)}")
 
 

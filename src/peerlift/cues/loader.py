@@ -26,6 +26,7 @@ from peerlift.cues.format import (
     check_expression,
     check_placeholder,
     equality_guards,
+    residual,
     parse_duration,
     placeholders_in,
 )
@@ -51,6 +52,7 @@ class CompiledRule:
     rule: Rule
     expression: Any  # the parsed condition (an ast.Expr), or None
     guards: dict[str, Any]
+    rest: Any  # the condition less its guards (None: the guards are all of it)
     roots: frozenset[str]
     event_kind: str | None  # the event kind an event trigger listens to
     after: Any  # timedelta or None
@@ -65,18 +67,33 @@ class CompiledRule:
 
 
 @dataclass
+class EventIndex:
+    """The rules of one event kind: those without a guard, and the others by their first guard."""
+
+    unguarded: list[CompiledRule] = field(default_factory=list)
+    guarded: dict[str, dict[Any, list[CompiledRule]]] = field(default_factory=dict)
+
+    def add(self, rule: CompiledRule) -> None:
+        if not rule.guards:
+            self.unguarded.append(rule)
+            return
+        name, value = next(iter(rule.guards.items()))
+        self.guarded.setdefault(name, {}).setdefault(value, []).append(rule)
+
+
+@dataclass
 class RuleSet:
     key: str
     version: str
     sha256: str
     rules: list[CompiledRule]
     protocol: bool = False  # from a protocol file: applies to the circles running that version
-    by_event: dict[str, list[CompiledRule]] = field(default_factory=dict)
+    by_event: dict[str, EventIndex] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for rule in self.rules:
             if rule.event_kind is not None:
-                self.by_event.setdefault(rule.event_kind, []).append(rule)
+                self.by_event.setdefault(rule.event_kind, EventIndex()).add(rule)
 
     def get(self, rule_id: str) -> CompiledRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -238,7 +255,9 @@ def compile_rules(key: str, version: str, rules: list[Rule], sha: str, protocol:
                     roots.add(placeholder.split(".")[0])
         event_kind = EVENT_TRIGGERS[rule.trigger.event][0] if rule.trigger.event else None
         after = parse_duration(rule.trigger.after) if rule.trigger.after else None
-        compiled.append(CompiledRule(key, version, rule, expression, guards, frozenset(roots), event_kind, after))
+        rest = residual(expression, guards) if expression is not None else None
+        compiled.append(CompiledRule(key, version, rule, expression, guards, rest, frozenset(roots), event_kind,
+                                     after))
     return RuleSet(key, version, sha, compiled, protocol=protocol)
 
 
