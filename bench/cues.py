@@ -200,19 +200,18 @@ def seed(url: str, members: int) -> int:
     from peerlift.db import transaction
     from peerlift.identity import service as identity
     from peerlift.identity.models import Role
+    from peerlift.policy import circle_access
 
     use_cheap_password_hashing()
     with transaction() as s:
         coach = identity.create_user(s, email="coach@bench.test", password=PASSWORD, display_name="Cora Coach",
                                      role=Role.facilitator, timezone="Europe/London")
         circle = community.create_circle(s, coach, name="Cues Bench Circle", timezone="Europe/London")
-        community.add_member(s, coach, circle, coach, CircleRole.facilitator)
         for i in range(members):
             person = identity.create_user(s, email=f"member{i + 1:03d}@bench.test", password=PASSWORD,
                                           display_name=f"Member {i + 1}", timezone="Europe/London")
             community.add_member(s, coach, circle, person, CircleRole.member)
-            community.accept_rules(s, __import__("peerlift.policy", fromlist=["circle_access"]).circle_access(
-                s, person, circle.id))
+            community.accept_rules(s, circle_access(s, person, circle.id))
         return circle.id
 
 

@@ -70,13 +70,34 @@ class Context(dict):
         return None if isinstance(value, Fields) else value
 
 
+class _Evaluator(SimpleEval):
+    """simpleeval, with two shortcuts that conditions checked at load time allow: the context parts
+    are ``Fields`` (read directly, without the general attribute path and its checks for dunder
+    names, which the checker already refused), and results are not searched for forbidden
+    functions (a condition cannot call anything, and its names only yield numbers, text and
+    ``Fields``)."""
+
+    def _eval(self, node):
+        try:
+            handler = self.nodes[type(node)]
+        except KeyError:
+            return super()._eval(node)  # raises FeatureNotAvailable
+        return handler(node)
+
+    def _eval_attribute(self, node):
+        base = self._eval(node.value)
+        if type(base) is Fields:
+            return base.__getattr__(node.attr)
+        return super()._eval_attribute(node)
+
+
 _local = threading.local()
 
 
 def _evaluator() -> SimpleEval:
     evaluator = getattr(_local, "evaluator", None)
     if evaluator is None:
-        evaluator = _local.evaluator = SimpleEval(functions={})
+        evaluator = _local.evaluator = _Evaluator(functions={})
     return evaluator
 
 
