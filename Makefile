@@ -46,6 +46,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/protocols.py
+	$(BIN)/python bench/cues.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -25,23 +25,49 @@ ACTIVITY = {"post.created": "posts", "comment.created": "comments", "reaction.ad
 LATEST_WINDOW = 500  # entries looked at for the latest value of each measure
 
 
+_joined: dict[tuple[int, int | None], int] = {}
+_JOINED_MAX = 100_000
+
+
+def joined_at(session: Session, user_id: int, space_id: int | None) -> dt.datetime | None:
+    """When the person joined the circle: its ``member.joined`` event. Each process remembers the
+    event's id, and reads the event by its key next time (checking it is still that event)."""
+    key = (user_id, space_id)
+    known = _joined.get(key)
+    if known is not None:
+        row = session.get(Event, known)
+        if row is not None and row.kind == "member.joined" and (row.data or {}).get("user_id") == user_id \
+                and (space_id is None or row.space_id == space_id):
+            return row.at
+    query = select(Event.id, Event.at).where(Event.kind == "member.joined",
+                                             Event.data["user_id"].as_integer() == user_id)
+    if space_id is not None:
+        query = query.where(Event.space_id == space_id)
+    found = session.execute(query.order_by(Event.id).limit(1)).first()
+    if found is None:
+        return None
+    if len(_joined) >= _JOINED_MAX:
+        _joined.clear()
+    _joined[key] = found[0]
+    return found[1]
+
+
 def person(session: Session, user_id: int, space_id: int | None, now: dt.datetime) -> dict:
     day, week = now - dt.timedelta(days=1), now - dt.timedelta(days=7)
     values: dict = {f"{name}_{span}": 0 for name in ACTIVITY.values() for span in ("1d", "7d")}
+    last = None
     rows = session.execute(
-        select(Event.kind, func.count(), func.sum(case((Event.at > day, 1), else_=0)))
+        select(Event.kind, func.count(), func.sum(case((Event.at > day, 1), else_=0)), func.max(Event.at))
         .where(Event.actor_id == user_id, Event.kind.in_(ACTIVITY), Event.at > week, Event.at <= now)
         .group_by(Event.kind))
-    for kind, week_count, day_count in rows:
+    for kind, week_count, day_count, newest in rows:
         values[f"{ACTIVITY[kind]}_7d"] = int(week_count)
         values[f"{ACTIVITY[kind]}_1d"] = int(day_count or 0)
-    last = session.scalar(select(func.max(Event.at)).where(Event.actor_id == user_id, Event.kind.in_(ACTIVITY),
-                                                            Event.at <= now))
-    joined_query = select(func.min(Event.at)).where(Event.kind == "member.joined",
-                                                    Event.data["user_id"].as_integer() == user_id)
-    if space_id is not None:
-        joined_query = joined_query.where(Event.space_id == space_id)
-    joined = session.scalar(joined_query)
+        last = newest if last is None or newest > last else last
+    if last is None:  # nothing this week: when, then?
+        last = session.scalar(select(func.max(Event.at)).where(Event.actor_id == user_id,
+                                                                Event.kind.in_(ACTIVITY), Event.at <= now))
+    joined = joined_at(session, user_id, space_id)
     since = last or joined
     values["days_since_active"] = (now - since).days if since else 0
     values["days_in_programme"] = (now - joined).days if joined else 0
