@@ -47,6 +47,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/protocols.py
 	$(BIN)/python bench/triage.py
+	$(BIN)/python bench/cues.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -139,6 +139,8 @@ def create_app() -> FastAPI:
     from peerlift.delivery import stream as stream_api
     from peerlift.notify import api as notify_api
     from peerlift.notify import pages as notify_pages
+    from peerlift.cues import api as cues_api
+    from peerlift.cues import pages as cues_pages
     from peerlift.protocols import api as protocol_api
     from peerlift.protocols import pages as protocol_pages
     from peerlift.safety import api as safety_api
@@ -183,6 +185,7 @@ def create_app() -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
     for module in (identity_api, community_api, stream_api, notify_api, protocol_api, safety_api, tracking_api,
-                   identity_pages, community_pages, notify_pages, protocol_pages, safety_pages, tracking_pages):
+                   cues_api, identity_pages, community_pages, notify_pages, protocol_pages, safety_pages,
+                   tracking_pages, cues_pages):
         app.include_router(module.router)
     return app

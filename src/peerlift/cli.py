@@ -41,6 +41,15 @@ def _instruments_app() -> typer.Typer:
 app.add_typer(_instruments_app(), name="instruments")
 
 
+def _cues_app() -> typer.Typer:
+    from peerlift.cues.cli import app as cues_app
+
+    return cues_app
+
+
+app.add_typer(_cues_app(), name="cues")
+
+
 def _settings():
     from peerlift.settings import get_settings
 

@@ -53,6 +53,7 @@ LIVE_KINDS = frozenset({
     "conversation.opened", "message.created", "conversation.read",
     "notification.created", "notifications.read",
     "post.released", "comment.released", "escalation.opened", "escalation.acknowledged", "escalation.resolved",
+    "inbox.card_created", "inbox.card_updated",
 })
 
 
@@ -66,6 +67,15 @@ class Audience:
 Listener = Callable[[Event], None]
 _listeners: list[Listener] = []
 _listeners_lock = Lock()
+WriteHook = Callable[[Session, list[Event]], None]
+_write_hooks: list[WriteHook] = []
+
+
+def add_write_hook(hook: WriteHook) -> None:
+    """Call ``hook(session, events)`` inside the transaction, right after its events are inserted
+    (they have their ids): work it adds commits with them, or not at all."""
+    if hook not in _write_hooks:
+        _write_hooks.append(hook)
 
 
 def subscribe(listener: Listener) -> Callable[[], None]:
@@ -134,6 +144,8 @@ def _write_events(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_ORDER_LOCK})
     session.add_all(pending)
     session.flush()
+    for hook in list(_write_hooks):
+        hook(session, pending)
     for committed in pending:
         on_commit(session, lambda committed=committed: _dispatch(committed))
 

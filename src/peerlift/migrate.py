@@ -25,6 +25,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 def all_models() -> None:
     """Import every models module so Base.metadata knows every table."""
     import peerlift.community.models  # noqa: F401
+    import peerlift.cues.models  # noqa: F401
     import peerlift.delivery.models  # noqa: F401
     import peerlift.notify.models  # noqa: F401
     import peerlift.protocols.models  # noqa: F401

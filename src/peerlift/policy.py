@@ -195,3 +195,25 @@ def questionnaire_request_access(session: Session, user: User, request_id: int):
     if request is None or request.user_id != user.id:
         raise _not_found("questionnaire request", "request_id")
     return request
+
+
+# --- the facilitator's inbox (cues) ------------------------------------------------------------------
+
+def facilitated_circles(session: Session, user: User) -> list[AccessibleSpaceID]:
+    """The circles whose inbox this person sees: those they facilitate."""
+    return [AccessibleSpaceID(space_id) for space_id in session.scalars(
+        select(Membership.space_id).where(Membership.user_id == user.id, Membership.role.in_(STAFF_CIRCLE_ROLES))
+        .order_by(Membership.space_id))]
+
+
+def inbox_card_access(session: Session, user: User, card_id: int):
+    """A card of the inbox, for a facilitator of the member's circle; anyone else gets a 404."""
+    from peerlift.cues.models import InboxCard
+
+    card = session.scalar(
+        select(InboxCard).join(Membership, (Membership.space_id == InboxCard.space_id)
+                               & (Membership.user_id == user.id))
+        .where(InboxCard.id == card_id, Membership.role.in_(STAFF_CIRCLE_ROLES)))
+    if card is None:
+        raise _not_found("card", "card_id")
+    return card

@@ -46,6 +46,15 @@ class Settings(BaseSettings):
         None, description="smtp://user:pass@host:587?starttls=true or smtps://host:465; unset: email goes to the log")
     mail_from: str = Field("peerlift <no-reply@peerlift.invalid>", description="From address of every email")
     run_worker: bool = Field(True, description="Run a scheduler worker inside `peerlift serve`")
+    cues_per_day: int = Field(3, ge=0, le=1000, description="Most cues a person gets in 24 hours (DMs, notifications)")
+    cue_files: str = Field("", description="Cue rule files for every circle, separated by commas")
+    cue_defaults: bool = Field(True, description="Run the shipped default rules (the facilitator's inbox)")
+
+    @property
+    def cue_paths(self) -> list:
+        from pathlib import Path
+
+        return [Path(p.strip()) for p in self.cue_files.split(",") if p.strip()]
 
     triage_lexicons: list[str] = Field(
         default_factory=list, description='JSON list of extra triage lexicon files, e.g. ["/etc/peerlift/lexicon.yaml"]')

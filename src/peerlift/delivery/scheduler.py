@@ -29,7 +29,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from peerlift.db import get_engine, make_session, transaction, utcnow
+from peerlift.db import get_engine, make_session, on_commit, transaction, utcnow
 from peerlift.delivery.models import DeliveryStatus, ScheduledDelivery
 
 log = logging.getLogger("peerlift.scheduler")
@@ -68,6 +68,21 @@ class HandlerSpec:
 
 
 HANDLERS: dict[str, HandlerSpec] = {}
+STARTUP: list[Callable[[Session], None]] = []  # run once by each worker as it starts (e.g. a first tick)
+
+# Set when work that is due now commits: the in-process worker wakes at once instead of at its
+# next poll, so work due now is done within milliseconds of its commit.
+_due_now = threading.Event()
+
+
+def wake() -> None:
+    _due_now.set()
+
+
+def on_start(fn: Callable[[Session], None]) -> Callable[[Session], None]:
+    if fn not in STARTUP:
+        STARTUP.append(fn)
+    return fn
 
 
 def handler(kind: str, *, external: bool = False) -> Callable[[Handler], Handler]:
@@ -96,11 +111,14 @@ def schedule(session: Session, kind: str, payload: dict, *, due_at: dt.datetime,
             session.add(ScheduledDelivery(kind=kind, payload=payload, due_at=due_at, dedupe_key=dedupe_key))
     except IntegrityError:
         return False
+    if due_at <= utcnow():
+        on_commit(session, wake)
     return True
 
 
 def load_handlers() -> None:
     """Import the modules that register handlers."""
+    import peerlift.cues.tasks  # noqa: F401
     import peerlift.delivery.mail  # noqa: F401
     import peerlift.notify.tasks  # noqa: F401
     import peerlift.protocols.tasks  # noqa: F401
@@ -223,19 +241,30 @@ class Worker:
                 .where(ScheduledDelivery.id == row_id, ScheduledDelivery.lease_owner == self.name)
                 .values(lease_until=None, lease_owner="", payload=row.payload, **values))
 
+    def start_up(self) -> None:
+        for fn in STARTUP:
+            try:
+                with transaction() as session:
+                    fn(session)
+            except Exception:  # noqa: BLE001 - a start-up job is retried by the next worker start
+                log.exception("worker %s: start-up job %s failed", self.name, getattr(fn, "__name__", fn))
+
     def run_forever(self, idle_seconds: float = 1.0) -> None:
         log.info("worker %s started", self.name)
+        self.start_up()
         while not self._stop.is_set():
+            _due_now.clear()
             try:
                 took = self.run_once()
             except Exception:  # noqa: BLE001 - keep the worker alive; the rows stay pending
                 log.exception("worker %s: a batch failed", self.name)
                 took = 0
             if took < self.batch:
-                self._stop.wait(idle_seconds)
+                _due_now.wait(idle_seconds)
 
     def stop(self) -> None:
         self._stop.set()
+        _due_now.set()
 
 
 def start_in_thread(idle_seconds: float = 1.0) -> Worker:

@@ -4,7 +4,7 @@ impossible values are errors) plus checks that need the whole file."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -185,6 +185,8 @@ class Protocol(_Strict):
     duration_days: int = Field(ge=1, le=3650)
     quit_day: int | None = Field(None, ge=1, description="the programme day of the quit date, for {days_to_quit}")
     items: Annotated[list[Item], Field(min_length=1)]
+    cues: list[Any] | None = Field(None, description="just-in-time cue rules for the circles running this "
+                                                     "protocol (the cue rule format, docs/cues.md)")
 
     @field_validator("id")
     @classmethod

@@ -184,6 +184,10 @@ def parse(text: str, filename: str = "<protocol>") -> Protocol:
             for e in exc.errors():
                 problems.append(_describe({**e, "loc": ("items", i, *e["loc"])}, root))
     problems += _semantic(header, raw_items, root)
+    if root.get("cues") is not None:
+        from peerlift.cues.loader import check_rules
+
+        problems += check_rules(root["cues"], root, ("cues",))
     if problems:
         raise ProtocolInvalid(filename, problems)
     return Protocol.model_validate(root)

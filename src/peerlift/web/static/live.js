@@ -97,6 +97,18 @@
       bumpBadge("nav-messages");
     }
   });
+  var inbox = document.getElementById("inbox");
+  function refreshInbox() {
+    var typing = Array.prototype.some.call(inbox.querySelectorAll("textarea"), function (t) { return t.value.trim(); });
+    if (typing) return;
+    fetchHTML("/inbox/fragment").then(function (html) {
+      if (html) { var fresh = fragment(html); inbox.replaceWith(fresh); inbox = fresh; }
+    });
+  }
+  source.addEventListener("inbox.card_created", function () {
+    if (inbox) refreshInbox(); else bumpBadge("nav-inbox");
+  });
+  source.addEventListener("inbox.card_updated", function () { if (inbox) refreshInbox(); });
   source.addEventListener("resync", function () { if (!document.querySelector("textarea:focus")) location.reload(); });
   document.documentElement.dataset.live = "connected";
 })();
