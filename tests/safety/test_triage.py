@@ -96,3 +96,17 @@ def test_pii_detectors_and_scrubbing():
     assert [f.kind for f in pii.find(text, "GB")] == ["phone", "email", "address", "name"]
     assert pii.scrub(text, "GB") == "Ring [phone], write to [email], I'm at [address]. My name is [name]."
     assert pii.find("walked 12,500 steps, 1200 kcal, weight 85.4 kg on 12/03/2025", "GB") == []
+
+
+def test_the_fast_path_and_the_full_path_agree(lexicon):
+    """The RE2 pass only chooses which rules to try: with or without it, every labelled sentence gets
+    the same level and reasons."""
+    import dataclasses
+
+    assert lexicon.rule_set is not None
+    slow = dataclasses.replace(lexicon, rule_set=None)
+    texts = [c["text"] for name in ("triage_eval", "triage_holdout", "triage_holdout2")
+             for c in YAML(typ="safe").load((DATA / f"{name}.yaml").read_text())]
+    texts += ["naïve café talk: I want to die", "tonight I'm going to end it \u2009bye"]
+    for text in texts:
+        assert lexicon.triage(text) == slow.triage(text), text

@@ -154,8 +154,12 @@ def _after_write(request: Request, screening, what: str, target: str):
 @router.get("/circles/{circle_id}/members")
 def members(request: Request, circle_id: int, db: DB, user: CurrentUser):
     access = circle_access(db, user, circle_id)
+    from peerlift.safety.queries import gated_members
+
+    staff = access.role in (CircleRole.facilitator, CircleRole.clinician)
     return page(request, "members.html", {"circle": access.space, "access": access,
-                                          "members": queries.members(db, access)})
+                                          "members": queries.members(db, access),
+                                          "gated": gated_members(db, access.space_id) if staff else set()})
 
 
 @router.post("/circles/{circle_id}/members/{user_id}/role")

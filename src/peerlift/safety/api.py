@@ -201,16 +201,9 @@ def act(review_item_id: int, body: ActionIn, db: DB, user: CurrentUser):
 @router.put("/circles/{circle_id}/members/{user_id}/gating", status_code=204, responses=R(401, 403, 404, 422))
 def set_gating(circle_id: int, user_id: int, body: GatingIn, db: DB, user: CurrentUser):
     from fastapi import Response
-    from sqlalchemy import select
-
-    from peerlift.community.models import Membership
-    from peerlift.errors import NotFound
 
     access = circle_access(db, user, circle_id)
-    membership = db.scalar(select(Membership).where(Membership.space_id == circle_id, Membership.user_id == user_id))
-    if membership is None:
-        raise NotFound("No member with that id in this circle.", field="user_id")
-    service.set_gating(db, access, membership, body.gated)
+    service.set_gating(db, access, service.member_of(db, access, user_id), body.gated)
     return Response(status_code=204)
 
 

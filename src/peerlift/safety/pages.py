@@ -6,9 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
 
-from peerlift.community.models import CircleRole, Membership
+from peerlift.community.models import CircleRole
 from peerlift.errors import NotFound, PeerliftError
 from peerlift.identity.models import Role
 from peerlift.policy import circle_access, comment_access, post_access, require_role
@@ -76,11 +75,10 @@ def review_queue(request: Request, circle_id: int, db: DB, user: CurrentUser, st
                  error: str = ""):
     access = _queue_access(db, user, circle_id)
     status = "handled" if status == "handled" else "open"
-    members = db.execute(select(Membership).where(Membership.space_id == circle_id)).scalars().all()
     return page(request, "safety/review.html", {
         "circle": access.space, "access": access, "items": queries.review_queue(db, access.space_id, status=status),
         "status": status, "can_act": access.role != CircleRole.peer_supporter, "error": error,
-        "gated": {m.user_id for m in members if m.gated}})
+        "gated": queries.gated_members(db, access.space_id)})
 
 
 @router.post("/review/{item_id}")
@@ -97,7 +95,8 @@ def act(request: Request, item_id: int, db: DB, user: CurrentUser, action: Annot
         access = _queue_access(db, user, circle_id)
         return page(request, "safety/review.html", {
             "circle": access.space, "access": access, "items": queries.review_queue(db, access.space_id),
-            "status": "open", "can_act": True, "error": exc.message, "gated": set()}, status_code=exc.status_code)
+            "status": "open", "can_act": True, "error": exc.message,
+            "gated": queries.gated_members(db, access.space_id)}, status_code=exc.status_code)
     return RedirectResponse(f"/circles/{circle_id}/review", status_code=303)
 
 
@@ -105,10 +104,7 @@ def act(request: Request, item_id: int, db: DB, user: CurrentUser, action: Annot
 def set_gating(circle_id: int, user_id: int, db: DB, user: CurrentUser, gated: Annotated[bool, Form()] = False,
                next: Annotated[str, Form(max_length=300)] = ""):
     access = circle_access(db, user, circle_id)
-    membership = db.scalar(select(Membership).where(Membership.space_id == circle_id, Membership.user_id == user_id))
-    if membership is None:
-        raise NotFound("No member with that id in this circle.", field="user_id")
-    service.set_gating(db, access, membership, gated)
+    service.set_gating(db, access, service.member_of(db, access, user_id), gated)
     return RedirectResponse(local_path(next, f"/circles/{circle_id}/members"), status_code=303)
 
 

@@ -154,3 +154,11 @@ def risk_history(session: Session, user_id: int, limit: int = 30) -> list[dict]:
                                                       TriageRecord.level != "green")
                            .order_by(TriageRecord.id.desc()).limit(limit))
     return [{"at": r.created_at, "level": r.level, "what": r.object_type, "reasons": r.reasons} for r in rows]
+
+
+def gated_members(session: Session, space_id: AccessibleSpaceID) -> set[int]:
+    """The members of a circle whose writing is reviewed before the circle sees it."""
+    from peerlift.community.models import Membership
+
+    return set(session.scalars(select(Membership.user_id).where(Membership.space_id == space_id,
+                                                                Membership.gated.is_(True))))

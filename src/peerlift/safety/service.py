@@ -442,6 +442,14 @@ def set_gating(session: Session, actor: CircleAccess, membership: Membership, ga
            "Your posts now go straight to the circle again.")
 
 
+def member_of(session: Session, access: CircleAccess, user_id: int) -> Membership:
+    membership = session.scalar(select(Membership).where(Membership.space_id == access.space.id,
+                                                         Membership.user_id == user_id))
+    if membership is None:
+        raise NotFound("No member with that id in this circle.", field="user_id")
+    return membership
+
+
 def set_premoderation(session: Session, access: CircleAccess, on: bool) -> None:
     if not access.is_facilitator:
         raise Forbidden("Only the circle's facilitators can change pre-moderation.")

@@ -136,6 +136,7 @@ class Lexicon:
     modifiers: dict[str, re.Pattern | None]
     any_trigger: re.Pattern | None
     files: tuple[str, ...] = field(default=())
+    rule_set: object | None = None  # an RE2 set of every rule's patterns: which rules can match, in one pass
 
     def triage(self, text: str) -> Triage:
         return _triage(self, text)
@@ -221,7 +222,35 @@ def load(extra: Iterable[str | Path] = ()) -> Lexicon:
     if problems:
         raise LexiconError("\n".join(problems))
     lexicon.any_trigger = re.compile("|".join(f"(?:{r.patterns.pattern})" for r in compiled)) if compiled else None
+    lexicon.rule_set = _rule_set(lexicon.rules)
     return lexicon
+
+
+def _rule_set(rules: list[_Rule]):
+    """One linear-time pass (RE2) that tells which rules can match a text; Python's ``re`` then
+    runs only those. Without google-re2, or for a pattern RE2 cannot read, every rule is tried."""
+    if not rules:
+        return None
+    try:
+        import re2
+    except ImportError:
+        return None
+    options = re2.Options()
+    options.max_mem = 256 << 20
+    rule_set = re2.Set.SearchSet(options)
+    try:
+        for rule in rules:
+            rule_set.Add(rule.patterns.pattern)
+        rule_set.Compile()
+    except Exception:  # noqa: BLE001 - an extension may use syntax only Python's re knows
+        return None
+    return rule_set
+
+
+def _re2_safe(text: str) -> bool:
+    """RE2's \\b, \\w and \\s are ASCII; Python's are Unicode. They agree on text whose non-ASCII
+    characters are neither letters, digits nor spaces (emoji, punctuation)."""
+    return text.isascii() or not any(ord(c) > 127 and (c.isalnum() or c.isspace()) for c in text)
 
 
 @lru_cache(maxsize=8)
@@ -311,12 +340,18 @@ def _triage(lexicon: Lexicon, text: str) -> Triage:
     norm = normalise(text)
     if lexicon.idioms is not None:
         norm = lexicon.idioms.sub(_blank, norm)
-    if lexicon.any_trigger is None or not lexicon.any_trigger.search(norm):
+    rules = lexicon.rules
+    if lexicon.rule_set is not None and _re2_safe(norm):
+        candidates = lexicon.rule_set.Match(norm)
+        if not candidates:
+            return Triage("green")
+        rules = [rules[i] for i in sorted(candidates)]
+    elif lexicon.any_trigger is None or not lexicon.any_trigger.search(norm):
         return Triage("green")
     reasons: list[Reason] = []
     level = "green"
     emergency = False
-    for rule in lexicon.rules:
+    for rule in rules:
         if RANK[rule.level] < RANK[level]:
             continue  # a lower level can no longer change the outcome
         for m in rule.patterns.finditer(norm):
