@@ -58,6 +58,8 @@ class Settings(BaseSettings):
 
     triage_lexicons: list[str] = Field(
         default_factory=list, description='JSON list of extra triage lexicon files, e.g. ["/etc/peerlift/lexicon.yaml"]')
+    triage_model: str = Field(
+        "", description='Learned second opinion for triage: empty for the shipped model, "off", or a model file')
     escalation_ack_minutes: int = Field(
         15, ge=1, le=24 * 60, description="Minutes a clinician has to acknowledge an escalation before the next is alerted")
     country: str = Field("GB", min_length=2, max_length=2,

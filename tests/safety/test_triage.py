@@ -110,3 +110,56 @@ def test_the_fast_path_and_the_full_path_agree(lexicon):
     texts += ["naïve café talk: I want to die", "tonight I'm going to end it \u2009bye"]
     for text in texts:
         assert lexicon.triage(text) == slow.triage(text), text
+
+
+def test_the_learned_model_scores_as_scikit_learn_does():
+    """model.json is scored by plain Python; it must give scikit-learn's probabilities."""
+    from peerlift.safety.model import LinearModel, _export, _pipeline
+
+    cases = YAML(typ="safe").load((DATA / "triage_eval.yaml").read_text())[::2]
+    texts = [c["text"] for c in cases]
+    pipeline = _pipeline(10.0).fit(texts, [c["level"] in ("red", "crisis") for c in cases])
+    model = LinearModel(_export(pipeline, 0.5, {}))
+    probe = texts + ["naïve   café 😂 I want to DIE", ""]
+    for text, expected in zip(probe, pipeline.predict_proba(probe)[:, 1]):
+        assert abs(model.opinion(text).probability - expected) < 1e-5, text
+
+
+def test_the_learned_model_raises_what_no_rule_names_and_can_be_switched_off(monkeypatch):
+    from peerlift.safety import triage as triage_module
+    from peerlift.settings import get_settings
+
+    with_model = triage_module.load(model=triage_module.model_path(""))
+    rules_only = triage_module.load()
+    cases = YAML(typ="safe").load((DATA / "triage_holdout3.yaml").read_text())
+    missed = [c["text"] for c in cases if c["level"] in ("red", "crisis")
+              and rules_only.triage(c["text"]).level in ("green", "amber")]
+    assert missed, "the rules alone miss some risk writing"
+    raised = [with_model.triage(text) for text in missed]
+    assert sum(r.level == "red" for r in raised) >= len(missed) * 0.8
+    why = next(r for r in raised if r.level == "red").reasons[-1]
+    assert why.rule == "learned_model" and why.phrase.startswith("score ")
+    monkeypatch.setenv("PEERLIFT_TRIAGE_MODEL", "off")
+    get_settings.cache_clear()
+    assert triage_module.default_lexicon().model is None
+    monkeypatch.setenv("PEERLIFT_TRIAGE_MODEL", "/nonexistent/model.json")
+    get_settings.cache_clear()
+    with pytest.raises(LexiconError, match="not a triage model"):
+        triage_module.default_lexicon()
+    get_settings.cache_clear()
+
+
+def test_cli_train_writes_a_model_with_cross_validated_figures(tmp_path):
+    cases = YAML(typ="safe").load((DATA / "triage_eval.yaml").read_text())
+    small = tmp_path / "cases.yaml"
+    YAML().dump(cases[::4], small.open("w"))
+    out = tmp_path / "model.json"
+    result = runner.invoke(app, ["safety", "train", str(small), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["cases"] == len(cases[::4]) and 0.3 <= figures["threshold"] <= 0.95
+    assert load(model=out).model.threshold == figures["threshold"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- text: hi\n  level: purple\n")
+    refused = runner.invoke(app, ["safety", "train", str(bad), "--out", str(tmp_path / "x.json")])
+    assert refused.exit_code == 1 and "case 1" in refused.stderr and not (tmp_path / "x.json").exists()

@@ -88,3 +88,40 @@ def personal_information(text: Annotated[str, typer.Argument(help="The text to c
 
     found = pii.find(text)
     print(json.dumps({"findings": [f.as_dict() for f in found], "scrubbed": pii.scrub(text)}, ensure_ascii=False))
+
+
+@app.command()
+def train(paths: Annotated[list[Path], typer.Argument(help="YAML lists of {text, level} cases")],
+          out: Annotated[Path, typer.Option("--out", help="Where to write the model (JSON)")],
+          max_false_alarm: Annotated[float, typer.Option(help="Most green cases raised to red or crisis, "
+                                                                 "with the rules, in cross-validation")] = 0.04) -> None:
+    """Train the learned second opinion on labelled sentences (needs scikit-learn: pip install
+    'peerlift[train]'). The threshold is chosen by 5-fold cross-validation."""
+    from ruamel.yaml import YAML
+
+    from peerlift.safety.triage import LEVELS, load
+
+    try:
+        from peerlift.safety.model import train as fit
+        import sklearn  # noqa: F401
+    except ImportError:
+        err.print("Training needs scikit-learn: pip install 'peerlift[train]'", markup=False)
+        raise typer.Exit(1)
+    cases: list[dict] = []
+    for path in paths:
+        try:
+            loaded = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            err.print(f"{path}: cannot read ({exc.strerror})", markup=False)
+            raise typer.Exit(1)
+        bad = [i + 1 for i, c in enumerate(loaded or []) if not isinstance(c, dict) or c.get("level") not in LEVELS
+               or not isinstance(c.get("text"), str)]
+        if not loaded or bad:
+            err.print(f"{path}: case {bad[0] if bad else 1}: needs text and a level", markup=False)
+            raise typer.Exit(1)
+        cases += loaded
+    rules = load()  # rules alone: the model is the second opinion to them
+    data, figures = fit(cases, rules_level=lambda text: rules.triage(text).level, max_false_alarm=max_false_alarm)
+    data["about"]["files"] = [p.name for p in paths]
+    out.write_text(json.dumps(data, separators=(",", ":"), ensure_ascii=False), encoding="utf-8")
+    print(json.dumps(figures, indent=2))

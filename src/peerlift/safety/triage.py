@@ -137,6 +137,7 @@ class Lexicon:
     any_trigger: re.Pattern | None
     files: tuple[str, ...] = field(default=())
     rule_set: object | None = None  # an RE2 set of every rule's patterns: which rules can match, in one pass
+    model: object | None = None     # the learned second opinion (safety.model.LinearModel), or None
 
     def triage(self, text: str) -> Triage:
         return _triage(self, text)
@@ -187,7 +188,7 @@ def _read(path: Path) -> LexiconSpec:
         raise LexiconError("\n".join(lines)) from exc
 
 
-def load(extra: Iterable[str | Path] = ()) -> Lexicon:
+def load(extra: Iterable[str | Path] = (), model: str | Path | None = None) -> Lexicon:
     """The shipped lexicon merged with an installation's own files (their rules and idioms are
     added; a rule with the id of a shipped rule replaces it)."""
     paths = [LEXICON, *[Path(p) for p in extra]]
@@ -223,6 +224,13 @@ def load(extra: Iterable[str | Path] = ()) -> Lexicon:
         raise LexiconError("\n".join(problems))
     lexicon.any_trigger = re.compile("|".join(f"(?:{r.patterns.pattern})" for r in compiled)) if compiled else None
     lexicon.rule_set = _rule_set(lexicon.rules)
+    if model is not None:
+        from peerlift.safety.model import LinearModel
+
+        try:
+            lexicon.model = LinearModel.load(model)
+        except (OSError, ValueError, KeyError) as exc:
+            raise LexiconError(f"{model}: not a triage model ({exc})") from exc
     return lexicon
 
 
@@ -254,14 +262,26 @@ def _re2_safe(text: str) -> bool:
 
 
 @lru_cache(maxsize=8)
-def _cached(extra: tuple[str, ...]) -> Lexicon:
-    return load(extra)
+def _cached(extra: tuple[str, ...], model: str | None) -> Lexicon:
+    return load(extra, model)
+
+
+def model_path(setting: str) -> str | None:
+    """``PEERLIFT_TRIAGE_MODEL``: empty for the shipped model, ``off`` for rules alone, or a path."""
+    from peerlift.safety.model import MODEL
+
+    if setting == "off":
+        return None
+    if not setting:
+        return str(MODEL) if MODEL.exists() else None
+    return setting
 
 
 def default_lexicon() -> Lexicon:
     from peerlift.settings import get_settings
 
-    return _cached(tuple(get_settings().triage_lexicons))
+    settings = get_settings()
+    return _cached(tuple(settings.triage_lexicons), model_path(settings.triage_model))
 
 
 def triage(text: str, lexicon: Lexicon | None = None) -> Triage:
@@ -340,6 +360,17 @@ def _triage(lexicon: Lexicon, text: str) -> Triage:
     norm = normalise(text)
     if lexicon.idioms is not None:
         norm = lexicon.idioms.sub(_blank, norm)
+    result = _by_rules(lexicon, norm)
+    if lexicon.model is not None and result.level in ("green", "amber"):
+        opinion = lexicon.model.opinion(text)
+        if opinion.probability >= lexicon.model.threshold:
+            why = Reason("learned_model", "red", "close to writing labelled as risk",
+                         f"score {opinion.probability:.2f}" + (f": {', '.join(opinion.terms)}" if opinion.terms else ""))
+            return Triage("red", (*result.reasons, why), False)
+    return result
+
+
+def _by_rules(lexicon: Lexicon, norm: str) -> Triage:
     rules = lexicon.rules
     if lexicon.rule_set is not None and _re2_safe(norm):
         candidates = lexicon.rule_set.Match(norm)

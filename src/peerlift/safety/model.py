@@ -1,0 +1,165 @@
+"""A learned second opinion for triage: a linear model over word and character n-grams.
+
+The rules catch what they name; people in danger often say it in words no rule names ("I keep
+stepping closer to the edge of the platform"). This model, trained on the project's labelled
+sentences, raises such writing to ``red`` (never to ``crisis``: only a rule holds a post) so that a
+clinician looks today. It is data, like the lexicon: ``model.json`` holds each n-gram's idf weight
+and coefficient, and scoring needs nothing but this module. ``peerlift safety train`` (with
+scikit-learn installed) builds a new one from labelled files; an installation can ship its own.
+
+The reason a reviewer sees names the n-grams that pushed the score up most.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+MODEL = Path(__file__).with_name("model.json")
+RISK_LEVELS = ("red", "crisis")
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+_SPACES = re.compile(r"\s\s+")
+WORD_NGRAMS = (1, 2)
+CHAR_NGRAMS = (3, 5)
+
+
+def _word_terms(text: str) -> list[str]:
+    words = _WORD.findall(text)
+    terms = list(words)
+    terms += [f"{a} {b}" for a, b in zip(words, words[1:])]
+    return terms
+
+
+def _char_terms(text: str) -> list[str]:
+    """Character n-grams inside word boundaries, padded with a space (as scikit-learn's char_wb)."""
+    text = _SPACES.sub(" ", text)
+    grams: list[str] = []
+    for word in text.split():
+        word = f" {word} "
+        length = len(word)
+        for n in range(CHAR_NGRAMS[0], CHAR_NGRAMS[1] + 1):
+            if length < n:
+                break
+            grams.extend(word[i:i + n] for i in range(length - n + 1))
+    return grams
+
+
+@dataclass(frozen=True)
+class Opinion:
+    probability: float
+    terms: tuple[str, ...]  # the n-grams that raised the score most
+
+
+class LinearModel:
+    def __init__(self, data: dict) -> None:
+        self.threshold: float = float(data["threshold"])
+        self.intercept: float = float(data["intercept"])
+        self.words: dict[str, tuple[float, float]] = {k: tuple(v) for k, v in data["words"].items()}
+        self.chars: dict[str, tuple[float, float]] = {k: tuple(v) for k, v in data["chars"].items()}
+        self.about: dict = data.get("about", {})
+
+    @classmethod
+    def load(cls, path: Path | str = MODEL) -> LinearModel:
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    @staticmethod
+    def _block(terms: list[str], vocab: dict[str, tuple[float, float]]) -> tuple[float, list[tuple[float, str]]]:
+        """One TF-IDF block (sublinear tf, l2-normalised) dotted with its coefficients."""
+        counts = Counter(t for t in terms if t in vocab)
+        if not counts:
+            return 0.0, []
+        weights = {t: (1.0 + math.log(c)) * vocab[t][0] for t, c in counts.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values()))
+        contributions = [(w / norm * vocab[t][1], t) for t, w in weights.items()]
+        return sum(c for c, _ in contributions), contributions
+
+    def opinion(self, text: str) -> Opinion:
+        lowered = text.lower()
+        word_score, word_parts = self._block(_word_terms(lowered), self.words)
+        char_score, _ = self._block(_char_terms(lowered), self.chars)
+        z = self.intercept + word_score + char_score
+        probability = 1.0 / (1.0 + math.exp(-z)) if z > -50 else 0.0
+        top = tuple(t for c, t in sorted(word_parts, reverse=True)[:4] if c > 0)
+        return Opinion(probability, top)
+
+
+@lru_cache(maxsize=4)
+def cached(path: str) -> LinearModel:
+    return LinearModel.load(path)
+
+
+# --- training (needs scikit-learn) ------------------------------------------------------------------
+
+def _pipeline(c: float):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    features = make_union(
+        TfidfVectorizer(ngram_range=WORD_NGRAMS, sublinear_tf=True, lowercase=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, sublinear_tf=True, lowercase=True),
+    )
+    return make_pipeline(features, LogisticRegression(C=c, max_iter=5000, class_weight="balanced"))
+
+
+def _export(pipeline, threshold: float, about: dict) -> dict:
+    union, logistic = pipeline.steps[0][1], pipeline.steps[1][1]
+    word_vec, char_vec = (step[1] for step in union.transformer_list)
+    coef = logistic.coef_[0]
+    words_n = len(word_vec.vocabulary_)
+
+    def block(vec, offset: int) -> dict[str, list[float]]:
+        out = {}
+        for term, index in vec.vocabulary_.items():
+            weight = float(coef[offset + index])
+            if weight != 0.0:
+                out[term] = [round(float(vec.idf_[index]), 6), round(weight, 6)]
+        return out
+
+    return {"threshold": threshold, "intercept": float(logistic.intercept_[0]), "about": about,
+            "words": block(word_vec, 0), "chars": block(char_vec, words_n)}
+
+
+def train(cases: Sequence[dict], *, rules_level, c: float = 10.0, max_false_alarm: float = 0.04,
+          folds: int = 5, seed: int = 7) -> tuple[dict, dict]:
+    """Fit on every case; choose the threshold by cross-validation so that, together with the
+    rules, no more than ``max_false_alarm`` of the green cases are raised to red or crisis, with
+    as much recall of red and crisis as that allows. Returns (model data, cross-validated figures)."""
+    import random
+
+    texts = [case["text"] for case in cases]
+    labels = [case["level"] in RISK_LEVELS for case in cases]
+    greens = [case["level"] == "green" for case in cases]
+    by_rules = [rules_level(t) in RISK_LEVELS for t in texts]
+    order = list(range(len(cases)))
+    random.Random(seed).shuffle(order)
+    scores = [0.0] * len(cases)
+    for fold in range(folds):
+        test = set(order[fold::folds])
+        train_idx = [i for i in order if i not in test]
+        pipeline = _pipeline(c).fit([texts[i] for i in train_idx], [labels[i] for i in train_idx])
+        held = sorted(test)
+        for i, p in zip(held, pipeline.predict_proba([texts[i] for i in held])[:, 1]):
+            scores[i] = float(p)
+    best = None
+    for step in range(30, 96):
+        threshold = step / 100
+        raised = [r or s >= threshold for r, s in zip(by_rules, scores)]
+        false_alarm = sum(r and g for r, g in zip(raised, greens)) / max(sum(greens), 1)
+        recall = sum(r and y for r, y in zip(raised, labels)) / max(sum(labels), 1)
+        if false_alarm <= max_false_alarm and (best is None or recall > best[1]):
+            best = (threshold, recall, false_alarm)
+    if best is None:
+        best = (0.95, None, None)
+    threshold, recall, false_alarm = best
+    figures = {"cases": len(cases), "folds": folds, "threshold": threshold,
+               "cv_red_crisis_recall_with_rules": recall, "cv_green_raised_with_rules": false_alarm,
+               "rules_alone_recall": sum(r and y for r, y in zip(by_rules, labels)) / max(sum(labels), 1)}
+    pipeline = _pipeline(c).fit(texts, labels)
+    return _export(pipeline, threshold, {"trained_on": len(cases), "c": c, **figures}), figures
