@@ -146,11 +146,13 @@ def test_cli_check_and_list(tmp_path: Path, monkeypatch):
     missing = runner.invoke(app, ["cues", "check", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 1 and "nope.yaml:1: cannot read the file" in missing.output
     monkeypatch.setenv("PEERLIFT_CUE_FILES", str(good))
-    monkeypatch.setenv("COLUMNS", "250")
     from peerlift.settings import get_settings
 
     get_settings.cache_clear()
     listed = runner.invoke(app, ["cues", "list", "--no-database"])
     get_settings.cache_clear()
     assert listed.exit_code == 0, listed.output
-    assert "first-post-unanswered" in listed.output and "walk-cues" in listed.output and "craving" in listed.output
+    assert "facilitator-inbox 1.0.0 (every circle)" in listed.output and "walk-cues 1.0.0 (every circle)" in listed.output
+    assert "  craving: when event: tracking.logged if event.measure == 'cravings' and event.value >= 8 -> inbox; " \
+           "cool-down 1 day; randomise 0.5" in listed.output
+    assert "  first-post-unanswered: when event: post.created, after: 2 hours" in listed.output
