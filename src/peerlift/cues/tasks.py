@@ -27,11 +27,13 @@ TICK = dt.timedelta(minutes=5)
 DEFAULT_CHECK_AT = "10:00"
 
 
-def _subject(session: Session, user_id: int, space_id: int) -> service.Subject | None:
+def _subject(session: Session, user_id: int, space_id: int, *, member: bool = False) -> service.Subject | None:
+    """The person and their circle, while they are an active participant of it (``member``: that
+    was just checked)."""
     person, space = session.get(User, user_id), session.get(Space, space_id)
     if person is None or not person.is_active or space is None or space.archived_at is not None:
         return None
-    if not service.member_circles(session, user_id, space_id):
+    if not member and not service.member_circles(session, user_id, space_id):
         return None
     return service.Subject(person, space)
 
@@ -46,9 +48,9 @@ def on_event(session: Session, row: ScheduledDelivery):
     found = service.subject_of(session, event)
     if found is None:
         return Skip("the event is not about a participant of a circle")
-    subject = _subject(session, *found)
+    subject = _subject(session, *found, member=True)
     if subject is None:
-        return Skip("the person is no longer in the circle")
+        return Skip("the person's account or circle is closed")
     rules = candidates(service.rulesets_for(session, subject.space.id), event.kind, event.data or {})
     if not rules:
         return Skip("no rule applies")
