@@ -173,6 +173,7 @@ def tick(session: Session, row: ScheduledDelivery):
         .where(Membership.role.in_(service.MEMBER_ROLES), User.is_active.is_(True), Space.archived_at.is_(None))
         .order_by(Membership.id)).all()
     zones: dict[str, ZoneInfo] = {}
+    crossed: dict[tuple[str, str], bool] = {}
     seen: set[tuple[int, str]] = set()
     for user_id, space_id, tz in people:
         zone = zones.setdefault(tz, ZoneInfo(tz))
@@ -183,7 +184,9 @@ def tick(session: Session, row: ScheduledDelivery):
                 continue  # a person in two circles is considered once per rule, in their first
             trigger = rule.rule.trigger
             hhmm = trigger.by if trigger.missed_checkin else (trigger.at or DEFAULT_CHECK_AT)
-            if not _crossed(hhmm, zone, start, end):
+            if (tz, hhmm) not in crossed:
+                crossed[(tz, hhmm)] = _crossed(hhmm, zone, start, end)
+            if not crossed[(tz, hhmm)]:
                 continue
             seen.add((user_id, rule.key))
             subject = _subject(session, user_id, space_id)
