@@ -316,3 +316,40 @@ def test_cues_of_a_protocol_apply_to_the_circles_running_it(database, monkeypatc
     assert (decision.ruleset, decision.ruleset_version, decision.rule_id) == ("walk-cued", "2.0.0", "praise-long-post")
     listed = CliRunner().invoke(app, ["cues", "list"])
     assert listed.exit_code == 0 and f"walk-cued 2.0.0 (circles {w.circle.id})" in listed.output
+
+
+def test_a_committed_trigger_wakes_the_worker_and_a_rolled_back_one_leaves_nothing(w, monkeypatch, tmp_path):
+    from peerlift.community.service import create_post
+    from peerlift.delivery import scheduler
+    from peerlift.policy import circle_access
+
+    use_rules(monkeypatch, tmp_path, rules(CHEER))
+    scheduler._due_now.clear()
+    with dbmod.clock_at(NOON), dbmod.transaction() as s:
+        create_post(s, circle_access(s, w.alice, w.circle.id), "A walk that never happened")
+        s.rollback()
+    assert not scheduler._due_now.is_set()
+    assert count_rows(ScheduledDelivery, ScheduledDelivery.kind == "cue.event") == 0
+    with dbmod.clock_at(NOON):
+        make_post(w.alice, w.circle, "A walk that did happen")
+    assert scheduler._due_now.is_set()
+    assert count_rows(ScheduledDelivery, ScheduledDelivery.kind == "cue.event") == 1
+
+
+def test_a_cue_reaches_the_persons_open_stream(world, live_server, monkeypatch, tmp_path):
+    from peerlift.identity.models import User
+    from peerlift.notify.service import update_settings
+    from tests.conftest import http_login
+    from tests.sse import StreamReader
+
+    use_rules(monkeypatch, tmp_path, rules(CHEER))
+    with dbmod.transaction() as s:  # no quiet hours, whatever the time the suite runs
+        update_settings(s, s.get(User, world.alice.id), quiet_start="00:00", quiet_end="00:00")
+    client = http_login(live_server.url, world.alice)
+    with StreamReader(http_login(live_server.url, world.alice)) as stream:
+        answer = client.post(f"/api/v1/circles/{world.circle.id}/posts", json={"body": "Walked along the canal"})
+        assert answer.status_code == 201, answer.text
+        frame = stream.wait_for("notification.created", timeout=3, kind="prompt")
+    with dbmod.transaction(write=False) as s:
+        note = s.get(Notification, frame.data["notification_id"])
+    assert note.user_id == world.alice.id and note.text == "Nice post, Alice: 1 this week."
