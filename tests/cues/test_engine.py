@@ -349,7 +349,7 @@ def test_a_cue_reaches_the_persons_open_stream(world, live_server, monkeypatch, 
     with StreamReader(http_login(live_server.url, world.alice)) as stream:
         answer = client.post(f"/api/v1/circles/{world.circle.id}/posts", json={"body": "Walked along the canal"})
         assert answer.status_code == 201, answer.text
-        frame = stream.wait_for("notification.created", timeout=3, kind="prompt")
+        frame = stream.wait_for("notification.created", timeout=5, kind="prompt")
     with dbmod.transaction(write=False) as s:
         note = s.get(Notification, frame.data["notification_id"])
     assert note.user_id == world.alice.id and note.text == "Nice post, Alice: 1 this week."
