@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/cues.py                 # both parts, as reported in the README
     .venv/bin/python bench/cues.py --quick         # a smoke run
-    .venv/bin/python bench/cues.py --part engine   # only the first part
+    .venv/bin/python bench/cues.py --part engine   # one part: engine, latency or database
 
 1. **Engine throughput** (in process, no database): 100 rules (the four shipped inbox rules and 96
    generated ones over the five event triggers, with ``event.F == value`` guards, person,
@@ -18,6 +18,10 @@
    M members each hold a live stream and post in a closed loop (post, wait for the cue's
    ``notification.created`` frame on their own stream, think, post again). Latency is from just
    before the POST to the frame's arrival. Target: p99 <= 1 s.
+
+3. **Decisions through the database**: the same rules with the context read from the event table
+   (what the product does): tracking and questionnaire events are published (each with its decision
+   job), then one worker drains the jobs. Decisions per second, for comparison with part 1.
 
 Results go to bench/results/cues-<timestamp>.json.
 """
@@ -319,9 +323,66 @@ def part_latency(args, rules_path: Path, workdir: Path) -> dict[str, Any]:
     return result
 
 
+# --- part 3: decisions through the database ---------------------------------------------------------
+
+def part_database(args, rules_path: Path, workdir: Path) -> dict[str, Any]:
+    """The same 100 rules with the context read from the event table: events published (their
+    decision jobs written with them), then one worker drains the jobs; decisions per second."""
+    import os
+
+    url = sqlite_url(workdir, "database-part.db")
+    os.environ["PEERLIFT_DATABASE_URL"] = url
+    os.environ["PEERLIFT_CUE_FILES"] = str(rules_path)
+    os.environ["PEERLIFT_CUES_PER_DAY"] = "1000"
+    from peerlift.settings import get_settings
+
+    get_settings.cache_clear()
+    migrate(url)
+    circle_id = seed(url, args.db_people)
+    import peerlift.cues.service  # noqa: F401 - the hook in the write door
+    from sqlalchemy import func, select
+
+    from peerlift.db import transaction
+    from peerlift.delivery.models import DeliveryStatus, ScheduledDelivery
+    from peerlift.delivery.scheduler import Worker
+    from peerlift.events import Audience, publish
+    from peerlift.identity.models import User
+
+    with transaction() as s:
+        people = list(s.scalars(select(User.id).where(User.email.like("member%"))))
+    stream = [e for e in event_stream(args.db_events * 3, seed=3) if e[0] in ("tracking.logged",
+                                                                              "questionnaire.scored")]
+    stream = stream[:args.db_events]
+    t0 = time.perf_counter()
+    for start in range(0, len(stream), 100):
+        with transaction() as s:
+            for i, (kind, data) in enumerate(stream[start:start + 100], start):
+                person = people[i % len(people)]
+                publish(s, kind, Audience(user_id=person), actor_id=person, data=data)
+    publish_seconds = time.perf_counter() - t0
+    worker = Worker(batch=200)
+    t0 = time.perf_counter()
+    while worker.run_once():
+        pass
+    seconds = time.perf_counter() - t0
+    with transaction(write=False) as s:
+        done = s.scalar(select(func.count()).select_from(ScheduledDelivery).where(
+            ScheduledDelivery.kind == "cue.event", ScheduledDelivery.status.in_(
+                (DeliveryStatus.done, DeliveryStatus.skipped))))
+    release_engines()
+    rate = done / seconds if seconds else 0.0
+    console.print(f"  {done:,} tracking and questionnaire events for {len(people)} people in circle {circle_id}: "
+                  f"published in {publish_seconds:.1f} s, decided by one worker in {seconds:.1f} s: "
+                  f"[bold]{rate:,.0f} events/s[/bold] with the context read from the event table (SQLite)")
+    return {"events": done, "people": len(people), "publish_seconds": publish_seconds, "seconds": seconds,
+            "events_per_second": rate}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("engine", "latency", "both"), default="both")
+    parser.add_argument("--part", choices=("engine", "latency", "database", "all"), default="all")
+    parser.add_argument("--db-events", type=int, default=3000, help="events of the database part")
+    parser.add_argument("--db-people", type=int, default=100, help="people of the database part")
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--members", type=int, default=20)
@@ -332,18 +393,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.runs, args.members, args.seconds, args.warmup = 10_000, 3, 5, 5.0, 1.0
+        args.db_events, args.db_people = 500, 20
     warn_if_busy()
     results: dict[str, Any] = {"machine": machine_info(), "args": vars(args)}
     with tempfile.TemporaryDirectory(prefix="peerlift-bench-cues-") as tmp:
         workdir = Path(tmp)
         rules_path = workdir / "bench-cues.yaml"
         rules_path.write_text(rules_yaml())
-        if args.part in ("engine", "both"):
+        if args.part in ("engine", "all"):
             console.rule("[bold]Cues engine throughput")
             results["engine"] = part_engine(args, rules_path)
-        if args.part in ("latency", "both"):
+        if args.part in ("latency", "all"):
             console.rule("[bold]Post to cue latency")
             results["latency"] = part_latency(args, rules_path, workdir)
+        if args.part in ("database", "all"):
+            console.rule("[bold]Decisions through the database")
+            results["database"] = part_database(args, rules_path, workdir)
     path = write_results("cues", results)
     console.print(f"Results written to {path.relative_to(Path(__file__).resolve().parents[1])}")
     return 0

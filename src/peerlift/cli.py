@@ -60,6 +60,20 @@ def _settings():
         raise typer.Exit(2)
 
 
+def _check_cue_files(settings) -> None:
+    """PEERLIFT_CUE_FILES must name readable, valid rule files before anything runs them."""
+    from peerlift.cues.loader import RulesInvalid, load
+
+    for path in settings.cue_paths:
+        try:
+            load(path)
+        except RulesInvalid as exc:
+            console.print("[red]Configuration error:[/red] PEERLIFT_CUE_FILES names a file with problems:")
+            for line in exc.lines():
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
+
+
 @app.command()
 def migrate() -> None:
     """Bring the database to the newest schema (Alembic)."""
@@ -89,6 +103,7 @@ def serve(
     if not scheduler:
         os.environ["PEERLIFT_RUN_WORKER"] = "false"
     settings = _settings()
+    _check_cue_files(settings)
     if workers > 1 and settings.database_url.startswith("sqlite"):
         console.print("[red]Several processes need PostgreSQL (PEERLIFT_DATABASE_URL).[/red]")
         raise typer.Exit(2)
@@ -112,7 +127,7 @@ def worker(
 
     from peerlift.delivery.scheduler import Worker
 
-    _settings()
+    _check_cue_files(_settings())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     workers = [Worker(batch=batch) for _ in range(concurrency)]
     if once:

@@ -61,7 +61,7 @@ def test_a_members_post_triggers_a_cue_that_appears_live(page: Page, live, rules
 
     live.create_post(w.alice, "Walked to work today, 3 km!")  # from her phone, say
 
-    expect(link.locator(".badge")).to_be_visible(timeout=2000)
+    expect(link.locator(".badge")).to_be_visible(timeout=5000)
     expect(link).to_have_accessible_name(re.compile(r"^Notifications\s*1 unread$"))
     assert page.evaluate("window.stillTheSamePage") is True, "the page was reloaded"
     load(page, link.click)
@@ -78,12 +78,12 @@ def test_facilitator_inbox_receives_cards_live_and_dismisses_and_snoozes_them(pa
 
     log_entry(w.alice, "cravings", 9)
     alice_card = page.locator(".inbox-card", has_text="Alice Archer logged cravings at 9.")
-    expect(alice_card).to_be_visible(timeout=2000)
+    expect(alice_card).to_be_visible(timeout=5000)
     assert page.evaluate("window.stillTheSamePage") is True, "the page was reloaded"
 
     log_entry(w.bob, "cravings", 8, entry_id=2)
     bob_card = page.locator(".inbox-card", has_text="Bob Baker logged cravings at 8.")
-    expect(bob_card).to_be_visible(timeout=2000)
+    expect(bob_card).to_be_visible(timeout=5000)
 
     load(page, alice_card.get_by_role("button", name="Dismiss").click)
     expect(alice_card).to_have_count(0)

@@ -267,3 +267,89 @@ def test_time_triggers_silent_member_and_missed_check_in(w, monkeypatch, tmp_pat
                              (w.pat.id, "Pat Peer has been silent for 10 days."),
                              (w.carol.id, "Carol Chen has been silent for 10 days.")])
     assert count_rows(InboxCard, InboxCard.user_id == w.alice.id, InboxCard.rule_id == "silent-member") == 0
+
+
+PROTOCOL_WITH_CUES = """\
+id: walk-cued
+version: "2.0.0"
+title: Walking with cues
+description: A test protocol with a cue.
+duration_days: 30
+items:
+  - id: morning
+    days: 1-30
+    at: "08:00"
+    channel: circle_post
+    text: "Day {day}: where will you walk?"
+cues:
+  - id: praise-long-post
+    trigger: {event: post.created}
+    condition: "event.length >= 20"
+    action: {notify: "Thanks for the long report, {first_name}!"}
+"""
+
+
+def test_cues_of_a_protocol_apply_to_the_circles_running_it(database, monkeypatch, tmp_path, client_for):
+    from typer.testing import CliRunner
+
+    from peerlift.cli import app
+
+    monkeypatch.setenv("PEERLIFT_CUE_DEFAULTS", "false")
+    from peerlift.settings import get_settings
+
+    get_settings.cache_clear()
+    with dbmod.clock_at(NOON - dt.timedelta(days=3)), dbmod.transaction() as s:
+        w = build_world(s)
+    coach = client_for(w.coach)
+    version = coach.post("/api/v1/protocols", json={"source": PROTOCOL_WITH_CUES})
+    assert version.status_code == 201, version.text
+    assigned = coach.post(f"/api/v1/circles/{w.circle.id}/assignments",
+                          json={"protocol_version_id": version.json()["id"], "start_date": "2026-03-09"})
+    assert assigned.status_code == 201, assigned.text
+    with dbmod.clock_at(NOON):
+        make_post(w.alice, w.circle, "A long report of my morning walk by the river")
+        make_post(w.carol, w.other_circle, "A long report from the other circle, no protocol here")
+    run_at(NOON)
+    assert _notes(w.alice)[-1] == "Thanks for the long report, Alice!"
+    assert "Thanks for the long report, Carol!" not in _notes(w.carol)
+    [decision] = _decisions()
+    assert (decision.ruleset, decision.ruleset_version, decision.rule_id) == ("walk-cued", "2.0.0", "praise-long-post")
+    listed = CliRunner().invoke(app, ["cues", "list"])
+    assert listed.exit_code == 0 and f"walk-cued 2.0.0 (circles {w.circle.id})" in listed.output
+
+
+def test_a_committed_trigger_wakes_the_worker_and_a_rolled_back_one_leaves_nothing(w, monkeypatch, tmp_path):
+    from peerlift.community.service import create_post
+    from peerlift.delivery import scheduler
+    from peerlift.policy import circle_access
+
+    use_rules(monkeypatch, tmp_path, rules(CHEER))
+    scheduler._due_now.clear()
+    with dbmod.clock_at(NOON), dbmod.transaction() as s:
+        create_post(s, circle_access(s, w.alice, w.circle.id), "A walk that never happened")
+        s.rollback()
+    assert not scheduler._due_now.is_set()
+    assert count_rows(ScheduledDelivery, ScheduledDelivery.kind == "cue.event") == 0
+    with dbmod.clock_at(NOON):
+        make_post(w.alice, w.circle, "A walk that did happen")
+    assert scheduler._due_now.is_set()
+    assert count_rows(ScheduledDelivery, ScheduledDelivery.kind == "cue.event") == 1
+
+
+def test_a_cue_reaches_the_persons_open_stream(world, live_server, monkeypatch, tmp_path):
+    from peerlift.identity.models import User
+    from peerlift.notify.service import update_settings
+    from tests.conftest import http_login
+    from tests.sse import StreamReader
+
+    use_rules(monkeypatch, tmp_path, rules(CHEER))
+    with dbmod.transaction() as s:  # no quiet hours, whatever the time the suite runs
+        update_settings(s, s.get(User, world.alice.id), quiet_start="00:00", quiet_end="00:00")
+    client = http_login(live_server.url, world.alice)
+    with StreamReader(http_login(live_server.url, world.alice)) as stream:
+        answer = client.post(f"/api/v1/circles/{world.circle.id}/posts", json={"body": "Walked along the canal"})
+        assert answer.status_code == 201, answer.text
+        frame = stream.wait_for("notification.created", timeout=5, kind="prompt")
+    with dbmod.transaction(write=False) as s:
+        note = s.get(Notification, frame.data["notification_id"])
+    assert note.user_id == world.alice.id and note.text == "Nice post, Alice: 1 this week."

@@ -146,11 +146,31 @@ def test_cli_check_and_list(tmp_path: Path, monkeypatch):
     missing = runner.invoke(app, ["cues", "check", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 1 and "nope.yaml:1: cannot read the file" in missing.output
     monkeypatch.setenv("PEERLIFT_CUE_FILES", str(good))
-    monkeypatch.setenv("COLUMNS", "250")
     from peerlift.settings import get_settings
 
     get_settings.cache_clear()
     listed = runner.invoke(app, ["cues", "list", "--no-database"])
     get_settings.cache_clear()
     assert listed.exit_code == 0, listed.output
-    assert "first-post-unanswered" in listed.output and "walk-cues" in listed.output and "craving" in listed.output
+    assert "facilitator-inbox 1.0.0 (every circle)" in listed.output and "walk-cues 1.0.0 (every circle)" in listed.output
+    assert "  craving: when event: tracking.logged if event.measure == 'cravings' and event.value >= 8 -> inbox; " \
+           "cool-down 1 day; randomise 0.5" in listed.output
+    assert "  first-post-unanswered: when event: post.created, after: 2 hours" in listed.output
+
+
+def test_serve_and_worker_refuse_a_bad_cue_file(tmp_path: Path, monkeypatch):
+    from peerlift.settings import get_settings
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("randomise: 0.5", "randomise: 2"))
+    monkeypatch.setenv("PEERLIFT_CUE_FILES", str(bad))
+    monkeypatch.setenv("PEERLIFT_DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    get_settings.cache_clear()
+    try:
+        for command in (["serve"], ["worker", "--once"]):
+            result = CliRunner().invoke(app, command)
+            assert result.exit_code == 2, result.output
+            assert "PEERLIFT_CUE_FILES names a file with problems" in result.output
+            assert f"{bad}:8: cues.0.randomise: randomise is a probability between 0 and 1" in result.output
+    finally:
+        get_settings.cache_clear()

@@ -143,3 +143,19 @@ def test_cards_arrive_live_for_the_facilitators_only(world, live_server, monkeyp
         frame = coach.wait_for("inbox.card_created", timeout=5)
         assert frame.data["member_id"] == world.alice.id and frame.data["circle_id"] == world.circle.id
         assert not [f for f in alice.collect(0.3) + other.collect(0.1) if f.event.startswith("inbox.")]
+
+
+def test_the_inbox_costs_the_same_statements_for_one_card_or_many(world, card, client_for):
+    from tests.conftest import count_queries
+    from tests.cues.helpers import log_entry as log
+
+    coach = client_for(world.coach)
+    coach.get("/api/v1/inbox")  # sign-in and caches warm
+    with count_queries() as one:
+        assert len(coach.get("/api/v1/inbox").json()["cards"]) == 1
+    for i, person in enumerate((world.bob, world.pat, world.alice, world.bob), start=2):
+        log(person, "cravings", 10, entry_id=i)
+        run_due()
+    with count_queries() as many:
+        assert len(coach.get("/api/v1/inbox").json()["cards"]) >= 3
+    assert many.count == one.count, f"{one}\n---\n{many}"

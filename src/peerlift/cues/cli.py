@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 app = typer.Typer(help="Just-in-time cue rules: check files, list the rules in force.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -53,20 +52,19 @@ def list_rules(
     """The rules in force: the shipped defaults, PEERLIFT_CUE_FILES, and the cues of running protocols."""
     from peerlift.cues.engine import global_rulesets
 
-    table = Table(title="Cue rules in force")
-    for column in ("rule set", "version", "rule", "trigger", "condition", "action", "cool-down", "randomise", "applies to"):
-        table.add_column(column)
     sets = [(r, "every circle") for r in global_rulesets()]
     if database:
         sets += _protocol_sets()
+    if not sets:
+        out.print("No cue rules are in force.", markup=False)
     for ruleset, scope in sets:
+        out.print(f"{ruleset.key} {ruleset.version} ({scope})", markup=False)
         for rule in ruleset.rules:
             r = rule.rule
-            trigger = r.trigger.model_dump(exclude_none=True)
-            table.add_row(ruleset.key, ruleset.version, r.id, ", ".join(f"{k}: {v}" for k, v in trigger.items()),
-                          r.condition or "", r.action.kind, r.cooldown or "1 day",
-                          "" if r.randomise is None else f"{r.randomise:g}", scope)
-    Console(highlight=False).print(table)  # sized to the terminal of this call
+            trigger = ", ".join(f"{k}: {v}" for k, v in r.trigger.model_dump(exclude_none=True).items())
+            extra = f"; randomise {r.randomise:g}" if r.randomise is not None else ""
+            out.print(f"  {r.id}: when {trigger}" + (f" if {r.condition}" if r.condition else "")
+                      + f" -> {r.action.kind}; cool-down {r.cooldown or '1 day'}{extra}", markup=False)
 
 
 def _protocol_sets() -> list:

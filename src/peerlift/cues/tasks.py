@@ -27,11 +27,13 @@ TICK = dt.timedelta(minutes=5)
 DEFAULT_CHECK_AT = "10:00"
 
 
-def _subject(session: Session, user_id: int, space_id: int) -> service.Subject | None:
+def _subject(session: Session, user_id: int, space_id: int, *, member: bool = False) -> service.Subject | None:
+    """The person and their circle, while they are an active participant of it (``member``: that
+    was just checked)."""
     person, space = session.get(User, user_id), session.get(Space, space_id)
     if person is None or not person.is_active or space is None or space.archived_at is not None:
         return None
-    if not service.member_circles(session, user_id, space_id):
+    if not member and not service.member_circles(session, user_id, space_id):
         return None
     return service.Subject(person, space)
 
@@ -46,9 +48,9 @@ def on_event(session: Session, row: ScheduledDelivery):
     found = service.subject_of(session, event)
     if found is None:
         return Skip("the event is not about a participant of a circle")
-    subject = _subject(session, *found)
+    subject = _subject(session, *found, member=True)
     if subject is None:
-        return Skip("the person is no longer in the circle")
+        return Skip("the person's account or circle is closed")
     rules = candidates(service.rulesets_for(session, subject.space.id), event.kind, event.data or {})
     if not rules:
         return Skip("no rule applies")
@@ -171,6 +173,7 @@ def tick(session: Session, row: ScheduledDelivery):
         .where(Membership.role.in_(service.MEMBER_ROLES), User.is_active.is_(True), Space.archived_at.is_(None))
         .order_by(Membership.id)).all()
     zones: dict[str, ZoneInfo] = {}
+    crossed: dict[tuple[str, str], bool] = {}
     seen: set[tuple[int, str]] = set()
     for user_id, space_id, tz in people:
         zone = zones.setdefault(tz, ZoneInfo(tz))
@@ -181,7 +184,9 @@ def tick(session: Session, row: ScheduledDelivery):
                 continue  # a person in two circles is considered once per rule, in their first
             trigger = rule.rule.trigger
             hhmm = trigger.by if trigger.missed_checkin else (trigger.at or DEFAULT_CHECK_AT)
-            if not _crossed(hhmm, zone, start, end):
+            if (tz, hhmm) not in crossed:
+                crossed[(tz, hhmm)] = _crossed(hhmm, zone, start, end)
+            if not crossed[(tz, hhmm)]:
                 continue
             seen.add((user_id, rule.key))
             subject = _subject(session, user_id, space_id)

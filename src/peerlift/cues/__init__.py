@@ -1,0 +1,1 @@
+"""Just-in-time cues: rules (trigger, condition, action) and the facilitator's inbox."""
