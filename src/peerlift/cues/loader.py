@@ -30,17 +30,11 @@ from peerlift.cues.format import (
     parse_duration,
     placeholders_in,
 )
-from peerlift.protocols.loader import Problem, _line
+from peerlift.yamlcheck import FileInvalid, Problem, describe, line_of
 
 
-class RulesInvalid(Exception):
-    def __init__(self, filename: str, problems: list[Problem]) -> None:
-        self.filename = filename
-        self.problems = sorted(set(problems))
-        super().__init__("\n".join(p.format(filename) for p in self.problems))
-
-    def lines(self) -> list[str]:
-        return [p.format(self.filename) for p in self.problems]
+class RulesInvalid(FileInvalid):
+    """A cue rule file with problems."""
 
 
 @dataclass
@@ -118,28 +112,11 @@ def _model_at(loc: tuple) -> type[BaseModel]:
 
 
 def _describe(error: dict, root, base: tuple = ()) -> Problem:
-    loc = tuple(error["loc"])
-    full = base + loc
-    kind = error["type"]
-    message = str(error["msg"]).removeprefix("Value error, ")
-    where = ".".join(str(p) for p in full)
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        fields = list(_model_at(full[:-1]).model_fields)
-        close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(fields)}"
-        return Problem(_line(root, full), f"unknown key {key!r} in {where.rsplit('.', 1)[0] or 'the file'}{hint}")
-    if kind == "missing":
-        return Problem(_line(root, full[:-1]), f"{'.'.join(str(p) for p in full[:-1]) or 'the file'}: "
-                                               f"missing key {full[-1]!r}")
-    given = error.get("input")
-    if isinstance(given, (str, int, float)) and not isinstance(given, bool) and str(given) not in message:
-        message = f"{message} (got {given!r})"
-    return Problem(_line(root, full), f"{where}: {message}" if where else message)
+    return describe(error, root, model_at=_model_at, whole="the file", base=base)
 
 
 def _text_line(node: CommentedMap, key: str, root, loc: tuple) -> int:
-    line = _line(root, loc + (key,))
+    line = line_of(root, loc + (key,))
     value = node.get(key)
     return line + (1 if isinstance(value, (LiteralScalarString, FoldedScalarString)) else 0)
 
@@ -151,13 +128,13 @@ def check_rules(raw_rules: Any, root, base: tuple = ("cues",)) -> list[Problem]:
     problems: list[Problem] = []
     where = ".".join(str(p) for p in base)
     if not isinstance(raw_rules, list) or not raw_rules:
-        return [Problem(_line(root, base), f"{where}: a list of at least one rule")]
+        return [Problem(line_of(root, base), f"{where}: a list of at least one rule")]
     seen: dict[str, int] = {}
     triggers: dict[str, dict] = {}
     for i, raw in enumerate(raw_rules):
         loc = base + (i,)
         if not isinstance(raw, dict):
-            problems.append(Problem(_line(root, loc), f"{where}.{i}: a rule is a mapping of keys"))
+            problems.append(Problem(line_of(root, loc), f"{where}.{i}: a rule is a mapping of keys"))
             continue
         try:
             Rule.model_validate(raw)
@@ -166,10 +143,10 @@ def check_rules(raw_rules: Any, root, base: tuple = ("cues",)) -> list[Problem]:
         rule_id = raw.get("id")
         if isinstance(rule_id, str):
             if rule_id in seen:
-                problems.append(Problem(_line(root, loc + ("id",)),
+                problems.append(Problem(line_of(root, loc + ("id",)),
                                         f"{where}.{i}.id: duplicate rule id {rule_id!r} (first on line {seen[rule_id]})"))
             else:
-                seen[rule_id] = _line(root, loc + ("id",))
+                seen[rule_id] = line_of(root, loc + ("id",))
                 triggers[rule_id] = raw.get("trigger") if isinstance(raw.get("trigger"), dict) else {}
     for i, raw in enumerate(raw_rules):
         if isinstance(raw, dict):
@@ -215,10 +192,10 @@ def _semantic(raw: dict, i: int, root, base: tuple, triggers: dict[str, dict]) -
                 if target not in triggers:
                     close = difflib.get_close_matches(target, list(triggers), n=1, cutoff=0.6)
                     hint = f"; did you mean {close[0]!r}?" if close else ""
-                    problems.append(Problem(_line(root, loc + ("action", "follow_up", "cue")),
+                    problems.append(Problem(line_of(root, loc + ("action", "follow_up", "cue")),
                                             f"{where}.action.follow_up.cue: no rule {target!r} in this file{hint}"))
                 elif not triggers[target].get("follow_up"):
-                    problems.append(Problem(_line(root, loc + ("action", "follow_up", "cue")),
+                    problems.append(Problem(line_of(root, loc + ("action", "follow_up", "cue")),
                                             f"{where}.action.follow_up.cue: rule {target!r} needs trigger "
                                             "{follow_up: true}"))
     return problems

@@ -8,53 +8,23 @@ from __future__ import annotations
 
 import difflib
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
+from peerlift.yamlcheck import FileInvalid, Problem, describe, line_of
 from peerlift.protocols.format import PLACEHOLDERS, RANGE_RE, Condition, Item, Poll, Protocol, placeholders_in
 
 PERSON_PLACEHOLDERS = {"first_name", "display_name", "days_to_quit", "my_posts_week", "reactions_received_week"}
 
 
-@dataclass(frozen=True, order=True)
-class Problem:
-    line: int
-    message: str
-
-    def format(self, filename: str) -> str:
-        return f"{filename}:{self.line}: {self.message}"
-
-
-class ProtocolInvalid(Exception):
-    def __init__(self, filename: str, problems: list[Problem]) -> None:
-        self.filename = filename
-        self.problems = sorted(set(problems))
-        super().__init__("\n".join(p.format(filename) for p in self.problems))
-
-    def lines(self) -> list[str]:
-        return [p.format(self.filename) for p in self.problems]
-
-
-def _line(node, loc: tuple) -> int:
-    """The 1-based line of the key at ``loc`` (or of the nearest enclosing node that exists)."""
-    line = (node.lc.line + 1) if hasattr(node, "lc") else 1
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
-            break
-    return line
+class ProtocolInvalid(FileInvalid):
+    """A protocol file with problems."""
 
 
 def _model_at(loc: tuple) -> type[BaseModel]:
@@ -72,23 +42,7 @@ def _model_at(loc: tuple) -> type[BaseModel]:
 
 
 def _describe(error: dict, root) -> Problem:
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    message = str(error["msg"]).removeprefix("Value error, ")
-    where = ".".join(str(p) for p in loc)
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        fields = list(_model_at(loc[:-1]).model_fields)
-        close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(fields)}"
-        return Problem(_line(root, loc), f"unknown key {key!r} in {where.rsplit('.', 1)[0] or 'the protocol'}{hint}")
-    if kind == "missing":
-        return Problem(_line(root, loc[:-1]), f"{'.'.join(str(p) for p in loc[:-1]) or 'the protocol'}: "
-                                              f"missing key {loc[-1]!r}")
-    given = error.get("input")
-    if isinstance(given, (str, int, float)) and not isinstance(given, bool) and str(given) not in message:
-        message = f"{message} (got {given!r})"
-    return Problem(_line(root, loc), f"{where}: {message}" if where else message)
+    return describe(error, root, model_at=_model_at, whole="the protocol")
 
 
 def _text_line(root, index: int) -> tuple[int, int]:
@@ -118,19 +72,19 @@ def _semantic(header: _Header | None, raw_items: list, root) -> list[Problem]:
         item_id = item.get("id")
         if isinstance(item_id, str):
             if item_id in seen:
-                problems.append(Problem(_line(root, ("items", i, "id")),
+                problems.append(Problem(line_of(root, ("items", i, "id")),
                                         f"items.{i}.id: duplicate item id {item_id!r} (first on line {seen[item_id]})"))
             else:
-                seen[item_id] = _line(root, ("items", i, "id"))
+                seen[item_id] = line_of(root, ("items", i, "id"))
         if duration is not None:
             for field in ("day", "from_day", "until_day"):
                 value = item.get(field)
                 if isinstance(value, int) and not isinstance(value, bool) and value > duration:
-                    problems.append(Problem(_line(root, ("items", i, field)),
+                    problems.append(Problem(line_of(root, ("items", i, field)),
                                             f"items.{i}.{field}: day {value} is beyond duration_days ({duration})"))
             match = RANGE_RE.match(str(item.get("days", "")))
             if match and int(match.group(2)) > duration:
-                problems.append(Problem(_line(root, ("items", i, "days")),
+                problems.append(Problem(line_of(root, ("items", i, "days")),
                                         f"items.{i}.days: day {match.group(2)} is beyond duration_days ({duration})"))
         raw = item.get("text")
         if not isinstance(raw, str):
@@ -150,7 +104,7 @@ def _semantic(header: _Header | None, raw_items: list, root) -> list[Problem]:
             elif name == "days_to_quit" and header is not None and quit_day is None:
                 problems.append(Problem(line, f"items.{i}.text: {{days_to_quit}} needs quit_day in the protocol"))
     if duration is not None and quit_day is not None and quit_day > duration:
-        problems.append(Problem(_line(root, ("quit_day",)),
+        problems.append(Problem(line_of(root, ("quit_day",)),
                                 f"quit_day: day {quit_day} is beyond duration_days ({duration})"))
     return problems
 
@@ -176,7 +130,7 @@ def parse(text: str, filename: str = "<protocol>") -> Protocol:
     raw_items = raw_items if isinstance(raw_items, list) else []
     for i, raw in enumerate(raw_items):
         if not isinstance(raw, dict):
-            problems.append(Problem(_line(root, ("items", i)), f"items.{i}: an item is a mapping of keys"))
+            problems.append(Problem(line_of(root, ("items", i)), f"items.{i}: an item is a mapping of keys"))
             continue
         try:
             Item.model_validate(raw)

@@ -18,9 +18,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError
 
-import difflib
 
-from peerlift.protocols.loader import Problem, _line
+from peerlift.yamlcheck import FileInvalid, Problem, describe, line_of
 
 SHIPPED_DIR = Path(__file__).with_name("instruments")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
@@ -233,32 +232,11 @@ def _model_at(loc: tuple) -> type[BaseModel]:
 
 
 def _describe(error: dict, root) -> Problem:
-    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("list[", "dict["))))
-    message = str(error["msg"]).removeprefix("Value error, ")
-    where = ".".join(str(p) for p in loc)
-    if error["type"] == "extra_forbidden":
-        key = str(loc[-1])
-        fields = list(_model_at(loc[:-1]).model_fields)
-        close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(fields)}"
-        return Problem(_line(root, loc), f"unknown key {key!r} in {where.rsplit('.', 1)[0] if '.' in where else 'the instrument'}{hint}")
-    if error["type"] == "missing":
-        return Problem(_line(root, loc[:-1]), f"{'.'.join(str(p) for p in loc[:-1]) or 'the instrument'}: "
-                                              f"missing key {loc[-1]!r}")
-    given = error.get("input")
-    if isinstance(given, (str, int, float)) and not isinstance(given, bool) and str(given) not in message:
-        message = f"{message} (got {given!r})"
-    return Problem(_line(root, loc), f"{where}: {message}" if where else message)
+    return describe(error, root, model_at=_model_at, whole="the instrument")
 
 
-class InstrumentInvalid(Exception):
-    def __init__(self, filename: str, problems: list[Problem]) -> None:
-        self.filename = filename
-        self.problems = sorted(set(problems))
-        super().__init__("\n".join(p.format(filename) for p in self.problems))
-
-    def lines(self) -> list[str]:
-        return [p.format(self.filename) for p in self.problems]
+class InstrumentInvalid(FileInvalid):
+    """An instrument file with problems."""
 
 
 def parse(text: str, filename: str = "<instrument>") -> Instrument:
@@ -280,7 +258,7 @@ def parse(text: str, filename: str = "<instrument>") -> Instrument:
     for message in whole_file_problems(inst):
         path = message.split(":", 1)[0]
         loc = tuple(int(p) if p.isdigit() else p for p in path.split("."))
-        problems.append(Problem(_line(root, loc), message))
+        problems.append(Problem(line_of(root, loc), message))
     if problems:
         raise InstrumentInvalid(filename, problems)
     return inst
