@@ -73,3 +73,17 @@ def describe(error: dict, root, *, model_at: Callable[[tuple], type[BaseModel]],
     if isinstance(given, (str, int, float)) and not isinstance(given, bool) and str(given) not in message:
         message = f"{message} (got {given!r})"
     return Problem(line_of(root, loc), f"{where}: {message}" if where else message)
+
+
+def check_version(value) -> str:
+    """A version written in a data file: text such as "1.0.0" (YAML reads 1.10 as the number 1.1)."""
+    import re
+
+    if isinstance(value, float):
+        raise ValueError(f"YAML read this version as the number {value!r}; quote it, e.g. version: \"1.10\"")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError("the version is text such as \"1.0.0\"")
+    value = str(value)
+    if not re.match(r"^\d+(\.\d+){0,2}$", value):
+        raise ValueError(f"{value!r} is not a version such as 1.0.0")
+    return value

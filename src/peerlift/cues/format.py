@@ -14,6 +14,7 @@ import difflib
 import re
 from typing import Annotated, Any
 
+from peerlift.yamlcheck import check_version
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -431,11 +432,4 @@ class RuleFile(_Strict):
     @field_validator("version", mode="before")
     @classmethod
     def _version(cls, value) -> str:
-        if isinstance(value, float):
-            raise ValueError(f"YAML read this version as the number {value!r}; quote it, e.g. version: \"1.10\"")
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValueError("the version is text such as \"1.0.0\"")
-        value = str(value)
-        if not re.match(r"^\d+(\.\d+){0,2}$", value):
-            raise ValueError(f"{value!r} is not a version such as 1.0.0")
-        return value
+        return check_version(value)

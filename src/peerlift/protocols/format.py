@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+from peerlift.yamlcheck import check_version
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -198,14 +199,7 @@ class Protocol(_Strict):
     @field_validator("version", mode="before")
     @classmethod
     def _version(cls, value) -> str:
-        if isinstance(value, float):
-            raise ValueError(f"YAML read this version as the number {value!r}; quote it, e.g. version: \"1.10\"")
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValueError("the version is text such as \"1.0.0\"")
-        value = str(value)
-        if not re.match(r"^\d+(\.\d+){0,2}$", value):
-            raise ValueError(f"{value!r} is not a version such as 1.0.0")
-        return value
+        return check_version(value)
 
 
 def placeholders_in(text: str) -> list[str]:
