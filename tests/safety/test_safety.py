@@ -251,3 +251,33 @@ def test_phq9_item9_opens_an_escalation_whatever_the_total(world, client_for):
     [escalation] = client_for(world.clinician).get("/api/v1/escalations").json()
     assert escalation["object_type"] == "response" and escalation["subject_id"] == world.alice.id
     assert "item 9" in escalation["reasons"][0] and "answered 1" in escalation["reasons"][0]
+
+
+def test_a_direct_message_can_be_flagged_into_the_shared_circles_queue(world, client_for):
+    alice, coach = client_for(world.alice), client_for(world.coach)
+    conversation = coach.post("/api/v1/conversations", json={"user_id": world.alice.id}).json()["id"]
+    message_id = coach.post(f"/api/v1/conversations/{conversation}/messages",
+                            json={"body": "Send me your bank details and I'll sort your refund"}).json()["id"]
+    flag = {"object_type": "message", "object_id": message_id, "reason": "spam"}
+    assert_error(client_for(world.bob).post("/api/v1/flags", json=flag), 404)
+    assert alice.post("/api/v1/flags", json=flag).status_code == 201
+    queue = coach.get(f"/api/v1/circles/{world.circle.id}/review").json()
+    assert [(i["object_type"], i["object_id"]) for i in queue] == [("message", message_id)]
+    page = alice.get(f"/messages/m/{message_id}/flag")
+    assert page.status_code == 200 and "Flag this message" in page.text
+    assert client_for(world.bob).get(f"/messages/m/{message_id}/flag").status_code == 404
+
+
+def test_the_clinician_sees_the_persons_risk_and_scores_history(world, client_for):
+    coach, alice = client_for(world.coach), client_for(world.alice)
+    coach.post(f"/api/v1/circles/{world.circle.id}/questionnaires", json={"instrument": "phq9", "user_id": world.alice.id})
+    [request] = alice.get("/api/v1/questionnaires/requests", params={"open_only": True}).json()
+    alice.post(f"/api/v1/questionnaires/requests/{request['id']}/response", json={"answers": [2, 2, 2, 2, 2, 2, 2, 2, 0]})
+    post(alice, world.circle, "feeling hopeless and crying every night")
+    post(alice, world.circle, CRISIS)
+    clinician = client_for(world.clinician)
+    [listed] = clinician.get("/api/v1/escalations").json()
+    detail = clinician.get(f"/api/v1/escalations/{listed['id']}").json()
+    whats = [h["what"] for h in detail["history"]]
+    assert whats[0] == "post" and detail["history"][0]["level"] == "crisis"
+    assert "post" in whats[1:] and "PHQ9 score 16" in whats

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from peerlift.errors import responses as R
 from peerlift.identity.models import Role
-from peerlift.policy import circle_access, comment_access, conversation_access, post_access, require_role
+from peerlift.policy import circle_access, require_role
 from peerlift.safety import pii, queries, service
 from peerlift.safety.triage import triage
 from peerlift.web.deps import DB, CurrentUser
@@ -153,26 +153,10 @@ def check_personal_information(body: TextIn, user: CurrentUser):
 
 @router.post("/flags", response_model=FlagOut, status_code=201, responses=R(401, 404, 409, 422))
 def flag(body: FlagIn, db: DB, user: CurrentUser):
-    if body.object_type == "post":
-        space_id = post_access(db, user, body.object_id)[0].space.id
-    elif body.object_type == "comment":
-        space_id = comment_access(db, user, body.object_id)[0].space.id
-    else:
-        space_id = _message_space(db, user, body.object_id)
+    space_id, _page = service.locate(db, user, body.object_type, body.object_id)
     new = service.flag(db, user, object_type=body.object_type, object_id=body.object_id, reason=body.reason,
                        note=body.note, space_id=space_id)
     return FlagOut(id=new.id, review_item_id=new.review_item_id, reason=new.reason.value, created_at=new.created_at)
-
-
-def _message_space(db, user, message_id: int) -> int:
-    from peerlift.community.models import Message
-    from peerlift.errors import NotFound
-
-    message = db.get(Message, message_id)
-    if message is None:
-        raise NotFound("No message with that id.", field="object_id")
-    conversation = conversation_access(db, user, message.conversation_id)
-    return service.space_of_conversation(db, conversation)
 
 
 @router.get("/circles/{circle_id}/review", response_model=list[ReviewOut], responses=R(401, 403, 404))

@@ -19,18 +19,6 @@ router = APIRouter(include_in_schema=False)
 QUEUE_ROLES = (CircleRole.facilitator, CircleRole.clinician, CircleRole.peer_supporter)
 
 
-def _flag(db, user, object_type: str, object_id: int, reason: str, note: str) -> tuple[int, str]:
-    if object_type == "post":
-        access, post = post_access(db, user, object_id)
-        back = f"/posts/{post.id}"
-    else:
-        access, post, _comment = comment_access(db, user, object_id)
-        back = f"/posts/{post.id}#comment-{object_id}"
-    service.flag(db, user, object_type=object_type, object_id=object_id, reason=reason, note=note,
-                 space_id=access.space.id)
-    return access.space.id, back
-
-
 @router.get("/posts/{post_id}/flag")
 def flag_post_form(request: Request, post_id: int, db: DB, user: CurrentUser):
     post_access(db, user, post_id)
@@ -45,14 +33,21 @@ def flag_comment_form(request: Request, comment_id: int, db: DB, user: CurrentUs
                                               "reasons": service.flag_reason_choices()})
 
 
+@router.get("/messages/m/{message_id}/flag")
+def flag_message_form(request: Request, message_id: int, db: DB, user: CurrentUser):
+    service.locate(db, user, "message", message_id)
+    return page(request, "safety/flag.html", {"object_type": "message", "object_id": message_id,
+                                              "reasons": service.flag_reason_choices()})
+
+
 @router.post("/flags")
 def flag(request: Request, db: DB, user: CurrentUser, object_type: Annotated[str, Form(max_length=16)],
          object_id: Annotated[int, Form()], reason: Annotated[str, Form(max_length=32)] = "",
          note: Annotated[str, Form(max_length=1000)] = ""):
-    if object_type not in ("post", "comment"):
-        raise NotFound("Nothing to flag there.", field="object_type")
+    space_id, back = service.locate(db, user, object_type, object_id)
     try:
-        _space_id, back = _flag(db, user, object_type, object_id, reason, note)
+        service.flag(db, user, object_type=object_type, object_id=object_id, reason=reason, note=note,
+                     space_id=space_id)
     except PeerliftError as exc:
         if isinstance(exc, NotFound):
             raise

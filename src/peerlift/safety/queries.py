@@ -149,11 +149,18 @@ def escalation(session: Session, e: Escalation) -> EscalationView:
 
 
 def risk_history(session: Session, user_id: int, limit: int = 30) -> list[dict]:
-    """The person's writing triaged above green, and their questionnaire scores when recorded."""
+    """The person's writing triaged above green and their questionnaire scores, newest first."""
+    from peerlift.tracking.models import QuestionnaireResponse
+
     rows = session.scalars(select(TriageRecord).where(TriageRecord.author_id == user_id,
                                                       TriageRecord.level != "green")
                            .order_by(TriageRecord.id.desc()).limit(limit))
-    return [{"at": r.created_at, "level": r.level, "what": r.object_type, "reasons": r.reasons} for r in rows]
+    history = [{"at": r.created_at, "level": r.level, "what": r.object_type, "reasons": r.reasons} for r in rows]
+    scores = session.scalars(select(QuestionnaireResponse).where(QuestionnaireResponse.user_id == user_id)
+                             .order_by(QuestionnaireResponse.id.desc()).limit(limit))
+    history += [{"at": q.created_at, "level": q.band, "what": f"{q.instrument_key.upper()} score {q.total}",
+                 "reasons": [f"alert: {a}" for a in q.alerts]} for q in scores]
+    return sorted(history, key=lambda h: h["at"], reverse=True)[:limit]
 
 
 def gated_members(session: Session, space_id: AccessibleSpaceID) -> set[int]:

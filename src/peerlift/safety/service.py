@@ -618,11 +618,27 @@ def flag_reason_choices() -> list[tuple[str, str]]:
     return [(r.value, FLAG_REASON_TEXT[r]) for r in FlagReason]
 
 
-def space_of_conversation(session: Session, conversation: Conversation) -> int:
-    space_id = _shared_space(session, conversation)
-    if space_id is None:
-        raise NotFound("No message with that id.", field="object_id")
-    return space_id
+def locate(session: Session, user: User, object_type: str, object_id: int) -> tuple[int, str]:
+    """The circle whose queue gets a flag on writing ``user`` can see, and the page it is on
+    (404 for anything they cannot see)."""
+    from peerlift.policy import comment_access, conversation_access, post_access
+
+    if object_type == "post":
+        access, post = post_access(session, user, object_id)
+        return access.space.id, f"/posts/{post.id}"
+    if object_type == "comment":
+        access, post, _comment = comment_access(session, user, object_id)
+        return access.space.id, f"/posts/{post.id}#comment-{object_id}"
+    if object_type == "message":
+        message = session.get(Message, object_id)
+        if message is None:
+            raise NotFound("No message with that id.", field="object_id")
+        conversation = conversation_access(session, user, message.conversation_id)
+        space_id = _shared_space(session, conversation)
+        if space_id is None:
+            raise NotFound("No message with that id.", field="object_id")
+        return space_id, f"/messages/{conversation.id}#message-{object_id}"
+    raise NotFound("Nothing to flag there.", field="object_type")
 
 
 def active_space(session: Session, space_id: int) -> Space:
