@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     crisis_resources: dict[str, list[dict[str, str]]] = Field(
         default_factory=lambda: dict(DEFAULT_CRISIS_RESOURCES),
         description="JSON: country code -> list of {name, phone, text, url} shown to a person in crisis")
-    posts_per_minute: int = Field(6, ge=1, le=1000, description="Posts and comments one person may write a minute")
-    posts_per_hour: int = Field(60, ge=1, le=10_000, description="Posts and comments one person may write an hour")
+    posts_per_minute: int = Field(6, ge=1, le=100_000, description="Posts and comments one person may write a minute")
+    posts_per_hour: int = Field(60, ge=1, le=1_000_000, description="Posts and comments one person may write an hour")
 
     @field_validator("smtp_url")
     @classmethod
