@@ -217,3 +217,23 @@ def create_user(
 
 if __name__ == "__main__":
     app()
+
+
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit trail's hash chain; name the first entry changed or removed (exit 1)."""
+    from peerlift.db import transaction
+    from peerlift.identity.audit import verify
+
+    _settings()
+    with transaction(write=False) as session:
+        checked, broken = verify(session)
+    if broken is not None:
+        console.print(f"[red]Audit trail broken at entry {broken.entry_id}: {broken.problem}.[/red] "
+                      f"{checked:,} entries before it are intact.")
+        raise typer.Exit(1)
+    console.print(f"Audit trail intact: {checked:,} entries, each chained to the one before.")

@@ -87,6 +87,8 @@ class AuditEntry(Base):
     object_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ip_address: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")  # the chain: see identity/audit.py
+    hash: Mapped[str] = mapped_column(String(64), default="")
 
 
 class PasswordReset(Base):

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from peerlift.db import utcnow
 from peerlift.errors import Conflict, Gone, InvalidInput, NotAuthenticated, NotFound
 from peerlift.events import Audience, publish
-from peerlift.identity.models import AuditEntry, AuthSession, Invitation, Role, User
+from peerlift.identity import audit as audit_trail
+from peerlift.identity.models import AuthSession, Invitation, Role, User
 
 
 class InvalidCredentials(NotAuthenticated):
@@ -90,8 +91,8 @@ def _unique_handle(session: Session, display_name: str) -> str:
 
 def audit(session: Session, actor_id: int | None, action: str, object_type: str = "",
           object_id: int | None = None, ip: str = "", detail: str = "") -> None:
-    session.add(AuditEntry(actor_id=actor_id, action=action, object_type=object_type,
-                           object_id=object_id, ip_address=ip, detail=detail))
+    """Add an entry to the hash-chained audit trail; it is chained and written as the unit commits."""
+    audit_trail.record(session, actor_id, action, object_type, object_id, ip, detail)
 
 
 def create_user(

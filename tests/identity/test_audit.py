@@ -1,0 +1,67 @@
+"""The audit trail is hash-chained: a changed or removed entry is found and named."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+from typer.testing import CliRunner
+
+from peerlift import db as dbmod
+from peerlift.cli import app
+from peerlift.identity import service as identity
+from peerlift.identity.audit import GENESIS, verify
+from peerlift.identity.models import AuditEntry
+
+runner = CliRunner()
+
+
+def _write(n: int, start: int = 0) -> None:
+    for i in range(n):
+        with dbmod.transaction() as s:
+            identity.audit(s, None, "test.action", "thing", start + i, detail=f"entry {start + i}")
+
+
+def test_entries_are_chained_in_commit_order_and_verify(database):
+    _write(5)
+    with dbmod.transaction() as s:
+        identity.audit(s, None, "two.in.one", "thing", 98)
+        identity.audit(s, None, "two.in.one", "thing", 99)
+    with dbmod.transaction(write=False) as s:
+        rows = list(s.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+        assert rows[0].prev_hash == GENESIS
+        assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:]))
+        assert verify(s) == (7, None)
+    result = runner.invoke(app, ["audit", "verify"])
+    assert result.exit_code == 0 and "intact: 7 entries" in result.output
+
+
+def test_a_rolled_back_unit_leaves_no_entry(database):
+    try:
+        with dbmod.transaction() as s:
+            identity.audit(s, None, "never", "thing", 1)
+            raise RuntimeError("the unit fails")
+    except RuntimeError:
+        pass
+    with dbmod.transaction(write=False) as s:
+        assert s.scalar(select(AuditEntry.id)) is None
+
+
+def test_a_changed_entry_is_named(database):
+    _write(6)
+    with dbmod.transaction() as s:
+        third = s.scalars(select(AuditEntry.id).order_by(AuditEntry.id)).all()[2]
+        s.execute(update(AuditEntry).where(AuditEntry.id == third).values(detail="nothing happened here"))
+    with dbmod.transaction(write=False) as s:
+        checked, broken = verify(s)
+    assert checked == 2 and broken.entry_id == third and broken.problem == "this entry was changed"
+    result = runner.invoke(app, ["audit", "verify"])
+    assert result.exit_code == 1 and f"broken at entry {third}" in result.output
+
+
+def test_a_removed_entry_is_found_at_the_next(database):
+    _write(6)
+    with dbmod.transaction() as s:
+        ids = s.scalars(select(AuditEntry.id).order_by(AuditEntry.id)).all()
+        s.execute(delete(AuditEntry).where(AuditEntry.id == ids[3]))
+    with dbmod.transaction(write=False) as s:
+        checked, broken = verify(s)
+    assert checked == 3 and broken.entry_id == ids[4] and "changed or removed" in broken.problem
