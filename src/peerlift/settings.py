@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         default_factory=list, description='JSON list of extra triage lexicon files, e.g. ["/etc/peerlift/lexicon.yaml"]')
     triage_model: str = Field(
         "", description='Learned second opinion for triage: empty for the shipped model, "off", or a model file')
+    login_failures_per_account: int = Field(5, ge=1, le=1000, description="Failed sign-ins allowed per account in the window")
+    login_failures_per_address: int = Field(20, ge=1, le=100_000, description="Failed sign-ins allowed per client address in the window")
+    login_window_minutes: int = Field(15, ge=1, le=24 * 60, description="The throttling window of failed sign-ins")
     escalation_ack_minutes: int = Field(
         15, ge=1, le=24 * 60, description="Minutes a clinician has to acknowledge an escalation before the next is alerted")
     country: str = Field("GB", min_length=2, max_length=2,

@@ -65,3 +65,34 @@ def test_a_removed_entry_is_found_at_the_next(database):
     with dbmod.transaction(write=False) as s:
         checked, broken = verify(s)
     assert checked == 3 and broken.entry_id == ids[4] and "changed or removed" in broken.problem
+
+
+def test_failed_sign_ins_are_throttled_per_account_and_per_address(world, client_for, monkeypatch):
+    from peerlift.identity.models import LoginFailure
+    from peerlift.settings import get_settings
+    from tests.conftest import PASSWORD, assert_error, count_rows
+
+    monkeypatch.setenv("PEERLIFT_LOGIN_FAILURES_PER_ACCOUNT", "3")
+    monkeypatch.setenv("PEERLIFT_LOGIN_FAILURES_PER_ADDRESS", "5")
+    get_settings.cache_clear()
+    client = client_for()
+    wrong = {"email": world.alice.email, "password": "not her password"}
+    for _ in range(3):
+        assert_error(client.post("/api/v1/auth/login", json=wrong), 401)
+    assert count_rows(LoginFailure) == 3
+    # Locked for the window: even the right password is not tried.
+    assert_error(client.post("/api/v1/auth/login", json={**wrong, "password": PASSWORD}), 429, "too_many_attempts")
+    # Another account from the same address: the address limit (5) comes next.
+    other = {"email": world.bob.email, "password": "wrong again"}
+    for _ in range(2):
+        assert_error(client.post("/api/v1/auth/login", json=other), 401)
+    assert_error(client.post("/api/v1/auth/login", json={**other, "password": PASSWORD}), 429, "too_many_attempts")
+    with dbmod.transaction(write=False) as s:
+        assert s.scalar(select(AuditEntry.action).where(AuditEntry.action == "login.failed").limit(1))
+    # After the window the account can sign in again.
+    from peerlift.db import clock_at, utcnow
+    import datetime as dt
+
+    with clock_at(utcnow() + dt.timedelta(minutes=16)):
+        assert client.post("/api/v1/auth/login", json={**wrong, "password": PASSWORD}).status_code == 200
+    get_settings.cache_clear()

@@ -25,9 +25,9 @@ from peerlift.web.session_cookie import clear_session_cookie, set_session_cookie
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
 
-@router.post("/auth/login", response_model=SessionOut, responses=responses(401, 422))
+@router.post("/auth/login", response_model=SessionOut, responses=responses(401, 422, 429))
 def login(body: LoginIn, request: Request, response: Response, db: DB) -> SessionOut:
-    user = service.authenticate(db, body.email, body.password)
+    user = service.sign_in(db, body.email, body.password, client_ip(request))
     token, auth = service.start_session(db, user, ip=client_ip(request),
                                         user_agent=request.headers.get("user-agent", ""),
                                         days=get_settings().session_days)

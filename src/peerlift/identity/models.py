@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Enum, ForeignKey, Integer, String, Text
+from sqlalchemy import Index, Enum, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from peerlift.db import Base, UTCDateTime, utcnow
@@ -89,6 +89,20 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     prev_hash: Mapped[str] = mapped_column(String(64), default="")  # the chain: see identity/audit.py
     hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LoginFailure(Base):
+    """A failed sign-in, kept for throttling: by account (a hash of the email, so unknown addresses
+    are not collected in the clear) and by client address."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_email_hash_at", "email_hash", "at"),
+                      Index("ix_login_failure_ip_address_at", "ip_address", "at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    email_hash: Mapped[str] = mapped_column(String(64))
+    ip_address: Mapped[str] = mapped_column(String(64), default="")
 
 
 class PasswordReset(Base):

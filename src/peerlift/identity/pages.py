@@ -48,7 +48,7 @@ def login_form(request: Request, user: OptionalUser, next: str | None = None, re
 def login(request: Request, db: DB, email: Annotated[str, Form(max_length=254)] = "",
           password: Annotated[str, Form(max_length=256)] = "", next: Annotated[str, Form()] = "/circles"):
     try:
-        user = service.authenticate(db, email, password)
+        user = service.sign_in(db, email, password, client_ip(request))
     except PeerliftError as exc:
         return page(request, "login.html", {"next": _safe_next(next), "email": email, "error": exc.message},
                     status_code=exc.status_code)

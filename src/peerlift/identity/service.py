@@ -11,14 +11,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from peerlift.db import utcnow
-from peerlift.errors import Conflict, Gone, InvalidInput, NotAuthenticated, NotFound
+from peerlift.settings import get_settings
+from peerlift.errors import PeerliftError, Conflict, Gone, InvalidInput, NotAuthenticated, NotFound
 from peerlift.events import Audience, publish
 from peerlift.identity import audit as audit_trail
-from peerlift.identity.models import AuthSession, Invitation, Role, User
+from peerlift.identity.models import AuthSession, LoginFailure, Invitation, Role, User
 
 
 class InvalidCredentials(NotAuthenticated):
@@ -129,6 +130,51 @@ def create_user(
     publish(session, "user.created", Audience(user_id=user.id), actor_id=actor_id or user.id,
             object_type="user", object_id=user.id)
     return user
+
+
+class TooManyAttempts(PeerliftError):
+    status_code = 429
+    code = "too_many_attempts"
+
+
+def check_login_allowed(session: Session, email: str, ip: str) -> None:
+    """Refuse to try a password after too many recent failures for the account or from the address."""
+    settings = get_settings()
+    since = utcnow() - dt.timedelta(minutes=settings.login_window_minutes)
+    by_account = session.scalar(select(func.count(LoginFailure.id)).where(
+        LoginFailure.email_hash == _email_hash(email), LoginFailure.at > since))
+    if by_account >= settings.login_failures_per_account:
+        raise TooManyAttempts(f"Too many failed sign-ins for this account. Try again in "
+                              f"{settings.login_window_minutes} minutes, or reset your password.", field="email")
+    if ip:
+        by_address = session.scalar(select(func.count(LoginFailure.id)).where(
+            LoginFailure.ip_address == ip[:64], LoginFailure.at > since))
+        if by_address >= settings.login_failures_per_address:
+            raise TooManyAttempts(f"Too many failed sign-ins from this address. Try again in "
+                                  f"{settings.login_window_minutes} minutes.")
+
+
+def record_login_failure(session: Session, email: str, ip: str) -> None:
+    session.add(LoginFailure(email_hash=_email_hash(email), ip_address=ip[:64]))
+    audit(session, None, "login.failed", "user", None, ip=ip[:64], detail=f"account {_email_hash(email)[:12]}")
+
+
+def _email_hash(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def sign_in(session: Session, email: str, password: str, ip: str) -> User:
+    """Check the password, within the throttling limits. A failure is recorded and committed here,
+    the one exception to "services only flush": the request that failed answers an error and its
+    unit of work rolls back, but the failure must count."""
+    check_login_allowed(session, email, ip)
+    try:
+        return authenticate(session, email, password)
+    except InvalidCredentials:
+        session.rollback()
+        record_login_failure(session, email, ip)
+        session.commit()
+        raise
 
 
 def authenticate(session: Session, email: str, password: str) -> User:
