@@ -37,6 +37,9 @@ class SecurityHeaders:
     def __init__(self, app) -> None:
         self.app = app
         self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        from peerlift.settings import get_settings
+
+        self.hsts = get_settings().secure_cookies  # served over https: browsers remember to use it
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -49,6 +52,8 @@ class SecurityHeaders:
                 present = {name for name, _ in message.get("headers", [])}
                 headers = list(message.get("headers", []))
                 headers += [(k, v) for k, v in self.headers if k not in present]
+                if self.hsts and b"strict-transport-security" not in present:
+                    headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
                 token = state.get("new_anon_csrf")
                 if token:
                     from peerlift.settings import get_settings

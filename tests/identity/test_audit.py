@@ -96,3 +96,32 @@ def test_failed_sign_ins_are_throttled_per_account_and_per_address(world, client
     with clock_at(utcnow() + dt.timedelta(minutes=16)):
         assert client.post("/api/v1/auth/login", json={**wrong, "password": PASSWORD}).status_code == 200
     get_settings.cache_clear()
+
+
+def test_people_list_and_revoke_their_own_sessions(world, client_for, monkeypatch):
+    from tests.conftest import assert_error
+
+    laptop, phone = client_for(world.alice), client_for(world.alice)
+    listed = laptop.get("/api/v1/me/sessions").json()
+    assert len(listed) == 2 and sum(s["current"] for s in listed) == 1
+    other = next(s for s in listed if not s["current"])
+    assert_error(client_for(world.bob).delete(f"/api/v1/me/sessions/{other['id']}"), 404)
+    assert laptop.delete(f"/api/v1/me/sessions/{other['id']}").status_code == 204
+    assert_error(phone.get("/api/v1/me"), 401)
+    assert laptop.get("/api/v1/me").status_code == 200
+    page = laptop.get("/profile/sessions")
+    assert page.status_code == 200 and "this browser" in page.text
+
+
+def test_hsts_is_sent_when_served_over_https(database, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from peerlift.app import create_app
+    from peerlift.settings import get_settings
+
+    assert "strict-transport-security" not in TestClient(create_app()).get("/login").headers
+    monkeypatch.setenv("PEERLIFT_SECURE_COOKIES", "true")
+    get_settings.cache_clear()
+    headers = TestClient(create_app(), base_url="https://testserver").get("/login").headers
+    assert headers["strict-transport-security"].startswith("max-age=31536000")
+    get_settings.cache_clear()

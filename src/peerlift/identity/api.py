@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from pydantic import BaseModel
 from fastapi import APIRouter, Request, Response
 
 from peerlift.errors import responses
@@ -92,3 +95,27 @@ def change_password(body: PasswordChangeIn, db: DB, user: CurrentUser) -> Respon
 @router.get("/users/{user_id}", response_model=UserOut, responses=responses(401, 404))
 def get_user(user_id: int, db: DB, user: CurrentUser) -> UserOut:
     return UserOut.model_validate(visible_user(db, user, user_id))
+
+
+class SessionInfoOut(BaseModel):
+    id: int
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+    expires_at: dt.datetime
+    ip_address: str
+    user_agent: str
+    current: bool
+
+
+@router.get("/me/sessions", response_model=list[SessionInfoOut], responses=responses(401))
+def my_sessions(request: Request, db: DB, user: CurrentUser):
+    current = get_auth(request, db)
+    return [SessionInfoOut(id=a.id, created_at=a.created_at, last_seen_at=a.last_seen_at, expires_at=a.expires_at,
+                           ip_address=a.ip_address, user_agent=a.user_agent, current=a.id == current.id)
+            for a in service.sessions_of(db, user)]
+
+
+@router.delete("/me/sessions/{session_id}", status_code=204, responses=responses(401, 403, 404))
+def revoke_session(session_id: int, request: Request, db: DB, user: CurrentUser) -> Response:
+    service.revoke_session(db, user, session_id, ip=client_ip(request))
+    return Response(status_code=204)

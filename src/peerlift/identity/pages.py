@@ -157,3 +157,20 @@ def reset(request: Request, token: str, db: DB, password: Annotated[str, Form(ma
     response = RedirectResponse("/login?reset=1", status_code=303)
     clear_session_cookie(response)
     return response
+
+
+@router.get("/profile/sessions")
+def sessions(request: Request, db: DB, user: CurrentUser):
+    return page(request, "sessions.html", {"sessions": service.sessions_of(db, user),
+                                           "current_id": get_auth(request, db).id})
+
+
+@router.post("/profile/sessions/{session_id}/revoke")
+def revoke_session(request: Request, session_id: int, db: DB, user: CurrentUser):
+    current = get_auth(request, db).id
+    service.revoke_session(db, user, session_id, ip=client_ip(request))
+    if session_id == current:
+        response = RedirectResponse("/login", status_code=303)
+        clear_session_cookie(response)
+        return response
+    return RedirectResponse("/profile/sessions", status_code=303)

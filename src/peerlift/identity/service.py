@@ -246,6 +246,22 @@ def end_session(session: Session, auth: AuthSession, ip: str = "") -> None:
     audit(session, auth.user_id, "session.ended", "user", auth.user_id, ip=ip)
 
 
+def sessions_of(session: Session, user: User) -> list[AuthSession]:
+    """The person's signed-in browsers and clients that have not expired, most recently seen first."""
+    return list(session.scalars(select(AuthSession).where(AuthSession.user_id == user.id,
+                                                          AuthSession.expires_at > utcnow())
+                                .order_by(AuthSession.last_seen_at.desc())))
+
+
+def revoke_session(session: Session, user: User, session_id: int, ip: str = "") -> None:
+    """Sign one of one's own sessions out (another device, or this one)."""
+    target = session.get(AuthSession, session_id)
+    if target is None or target.user_id != user.id:
+        raise NotFound("No session with that id.", field="session_id")
+    session.delete(target)
+    audit(session, user.id, "session.revoked", "user", user.id, ip=ip, detail=f"session {session_id}")
+
+
 def update_profile(session: Session, user: User, *, display_name: str | None = None,
                    pronouns: str | None = None, bio: str | None = None,
                    timezone: str | None = None) -> User:
