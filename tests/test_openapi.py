@@ -59,3 +59,11 @@ def test_unknown_api_route_uses_the_error_shape(anon):
     response = anon.put("/api/v1/me")
     assert response.status_code in (403, 405)
     assert set(response.json()["error"]) == {"code", "message", "field"}
+
+
+def test_an_id_beyond_what_the_database_stores_is_bad_input(world, client_for):
+    from tests.conftest import assert_error
+
+    alice = client_for(world.alice)
+    assert_error(alice.get(f"/api/v1/users/{2**70}"), 422, "out_of_range")
+    assert_error(alice.get(f"/api/v1/posts/{2**64}"), 422, "out_of_range")

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
+from sqlalchemy.exc import DataError
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -121,6 +122,18 @@ def _install_error_handlers(app: FastAPI) -> None:
                                 status_code=exc.status_code, headers=getattr(exc, "headers", None))
         return _error_page(request, exc.status_code, message)
 
+    async def _out_of_range(request: Request, exc: Exception):
+        """A number (an id in the path, a count) beyond what the database stores: bad input, not a
+        server fault."""
+        message = "A number in the request is out of range."
+        if _is_api(request):
+            return JSONResponse({"error": {"code": "out_of_range", "message": message, "field": None}},
+                                status_code=422)
+        return _error_page(request, 422, message)
+
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range)
+
     @app.exception_handler(Exception)
     async def _server_error(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -193,4 +206,17 @@ def create_app() -> FastAPI:
                    cues_api, identity_pages, community_pages, notify_pages, protocol_pages, safety_pages,
                    tracking_pages, cues_pages):
         app.include_router(module.router)
+    _document_csrf(app)
     return app
+
+
+def _document_csrf(app: FastAPI) -> None:
+    """Every write through the API can answer 403 when its CSRF token is missing or stale (the
+    check is one dependency of the whole app, so the routes do not list it themselves)."""
+    from fastapi.routing import APIRoute
+
+    from peerlift.errors import ErrorResponse
+
+    for route in iter_routes(app):
+        if isinstance(route, APIRoute) and route.path.startswith("/api/") and route.methods - {"GET", "HEAD"}:
+            route.responses.setdefault(403, {"model": ErrorResponse, "content": {"application/json": {}}})

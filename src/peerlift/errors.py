@@ -70,4 +70,4 @@ class ErrorResponse(BaseModel):
 
 def responses(*codes: int) -> dict:
     """OpenAPI ``responses=`` entry listing a route's error statuses with the error shape."""
-    return {code: {"model": ErrorResponse} for code in codes}
+    return {code: {"model": ErrorResponse, "content": {"application/json": {}}} for code in codes}

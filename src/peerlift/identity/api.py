@@ -62,7 +62,7 @@ def logout(request: Request, response: Response, db: DB, user: CurrentUser) -> R
     return response
 
 
-@router.post("/auth/password/forgot", status_code=202, responses=responses(422))
+@router.post("/auth/password/forgot", status_code=202, response_class=Response, responses=responses(422))
 def forgot_password(body: ForgotIn, request: Request, db: DB) -> Response:
     """Emails a reset link when an account has this address; the answer is the same either way."""
     service.request_password_reset(db, body.email, ip=client_ip(request))
