@@ -217,3 +217,49 @@ def inbox_card_access(session: Session, user: User, card_id: int):
     if card is None:
         raise _not_found("card", "card_id")
     return card
+
+
+# --- studies ---------------------------------------------------------------------------------------
+
+CAN_CREATE_STUDY_ROLES = {Role.researcher, Role.admin}
+
+
+def study_access(session: Session, user: User, study_id: int):
+    """A study, for admins and the people of its team (researchers, facilitators, clinicians);
+    anyone else gets a 404."""
+    from peerlift.research.models import Study, StudyMember
+
+    study = session.get(Study, study_id)
+    if study is None:
+        raise _not_found("study", "study_id")
+    if user.role == Role.admin:
+        return study
+    member = session.scalar(select(StudyMember.id).where(StudyMember.study_id == study.id,
+                                                         StudyMember.user_id == user.id))
+    if member is None:
+        raise _not_found("study", "study_id")
+    return study
+
+
+def is_study_researcher(session: Session, user: User, study) -> bool:
+    from peerlift.research.models import StudyMember, StudyRole
+
+    return session.scalar(select(StudyMember.id).where(
+        StudyMember.study_id == study.id, StudyMember.user_id == user.id,
+        StudyMember.role == StudyRole.researcher)) is not None
+
+
+def require_study_researcher(session: Session, user: User, study) -> None:
+    """Only the study's researchers change a study."""
+    if not is_study_researcher(session, user, study):
+        raise Forbidden("Only the study's researchers may change it.")
+
+
+def enrolment_access(session: Session, user: User, enrolment_id: int):
+    """A person's own enrolment; the study's team reads it through the study. Others: 404."""
+    from peerlift.research.models import Enrolment
+
+    enrolment = session.get(Enrolment, enrolment_id)
+    if enrolment is None or enrolment.user_id != user.id:
+        raise _not_found("enrolment", "enrolment_id")
+    return enrolment
