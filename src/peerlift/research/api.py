@@ -179,13 +179,13 @@ class EnrolIn(BaseModel):
 
 class ScreeningIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    answers: Any
+    answers: Any = None
 
 
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sections: Any
-    typed_name: Any
+    sections: Any = None
+    typed_name: Any = None
     document_version: str | None = Field(None, max_length=64)
 
 
