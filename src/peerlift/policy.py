@@ -138,10 +138,27 @@ def may_message(session: Session, sender: User, recipient: User) -> bool:
         .where(Membership.user_id == recipient.id, Space.archived_at.is_(None))
     ).all()
     staff = {CircleRole.facilitator, CircleRole.clinician}
+    members_may = False
     for my_role, their_role, allow_member_dms in rows:
-        if my_role in staff or their_role in staff or allow_member_dms:
+        if my_role in staff or their_role in staff:
             return True
-    return False
+        members_may = members_may or allow_member_dms
+    return members_may and not in_different_arms(session, sender.id, recipient.id)
+
+
+def in_different_arms(session: Session, a_id: int, b_id: int) -> bool:
+    """Whether two people are members of circles of different arms of one study (contamination)."""
+    from peerlift.research.models import Arm
+
+    rows = session.execute(
+        select(Membership.user_id, Arm.study_id, Arm.id)
+        .join(Space, Space.id == Membership.space_id).join(Arm, Arm.id == Space.arm_id)
+        .where(Membership.user_id.in_((a_id, b_id)), Membership.role.in_((CircleRole.member,
+                                                                           CircleRole.peer_supporter)))
+    ).all()
+    arms_of_a = {(study, arm) for user, study, arm in rows if user == a_id}
+    return any(user == b_id and (study, arm) not in arms_of_a and any(s == study for s, _a in arms_of_a)
+               for user, study, arm in rows)
 
 
 def visible_user(session: Session, viewer: User, user_id: int) -> User:
