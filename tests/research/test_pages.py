@@ -153,3 +153,33 @@ def test_sign_up_errors_keep_the_form(anon, setup):
     assert bad.status_code == 422 and "at least 10 characters" in bad.text and 'value="sam@example.test"' in bad.text
     assert count_rows(User, User.email == "sam@example.test") == 0 and count_rows(Enrolment) == 0
     assert anon.get("/study/not-a-token").status_code == 404
+
+
+def test_consent_stands_when_no_circle_is_open_and_placing_is_tried_again(anon, world):
+    from peerlift.community.models import Space
+    from peerlift.research.models import Consent
+
+    with dbmod.transaction() as s:
+        setup = make_study(s, world, slug="closed")
+        for circles in setup.circles.values():
+            for circle in circles:
+                s.get(Space, circle.id).archived_at = dbmod.utcnow()
+    url = _sign_up(anon, setup, "Pia Patient", "pia@example.test")
+    token = form_token(anon.get(url).text)
+    anon.post(f"{url}/screening", data={"csrf_token": token, "q_adult": "yes", "q_bmi": "30", "q_sex": "female"})
+    waiting = anon.post(f"{url}/consent", data={"csrf_token": token, "section": ["purpose", "data", "leave"],
+                                                "typed_name": "Pia Patient", "document_version": "1.0"})
+    assert waiting.status_code == 409 and "Every arm needs an open circle" in waiting.text
+    assert "Find my circle" in waiting.text
+    assert count_rows(Consent) == 1 and count_rows(Enrolment, Enrolment.status == EnrolmentStatus.consented) == 1
+    from peerlift.research.models import Allocation
+
+    assert count_rows(Allocation) == 0
+    assert "Find my circle" in anon.get(url).text  # a GET writes nothing
+    with dbmod.transaction() as s:
+        for circles in setup.circles.values():
+            for circle in circles:
+                s.get(Space, circle.id).archived_at = None
+    placed = anon.post(f"{url}/randomise", data={"csrf_token": token}, follow_redirects=False)
+    assert placed.status_code == 303 and placed.headers["location"].startswith("/circles/")
+    assert count_rows(Enrolment, Enrolment.status == EnrolmentStatus.randomised) == 1

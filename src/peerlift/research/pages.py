@@ -253,15 +253,20 @@ def _enrolment_page(request: Request, db, user, enrolment, *, error: str | None 
 
 @router.get("/enrolments/{enrolment_id}")
 def enrolment_page(request: Request, enrolment_id: int, db: DB, user: CurrentUser):
+    return _enrolment_page(request, db, user, enrolment_access(db, user, enrolment_id))
+
+
+@router.post("/enrolments/{enrolment_id}/randomise")
+def randomise(request: Request, enrolment_id: int, db: DB, user: CurrentUser):
+    """Consented but not yet placed (say no circle was open then): try again."""
     enrolment = enrolment_access(db, user, enrolment_id)
-    if enrolment.status == EnrolmentStatus.consented:
-        # consented but not yet placed (e.g. no open circle at the time): try again
-        try:
-            service.randomise(db, user, enrolment)
-        except PeerliftError as exc:
-            db.rollback()
-            return _enrolment_page(request, db, user, enrolment_access(db, user, enrolment_id), error=exc.message)
-    return _enrolment_page(request, db, user, enrolment)
+    try:
+        service.randomise(db, user, enrolment)
+    except PeerliftError as exc:
+        db.rollback()
+        return _enrolment_page(request, db, user, enrolment_access(db, user, enrolment_id), error=exc.message,
+                               status=exc.status_code)
+    return RedirectResponse(f"/circles/{enrolment.space_id}", status_code=303)
 
 
 @router.post("/enrolments/{enrolment_id}/screening")
@@ -309,7 +314,13 @@ def _consent(request, enrolment_id, db, user, sections, typed_name, version, dec
         else:
             service.consent(db, user, enrolment, sections=sections, typed_name=typed_name,
                             document_version=version, ip=client_ip(request))
-            service.randomise(db, user, enrolment)
+            try:
+                with db.begin_nested():
+                    service.randomise(db, user, enrolment)
+            except PeerliftError as exc:
+                # the consent stands; placing the person waits (the page offers to try again)
+                db.expire(enrolment)
+                return _enrolment_page(request, db, user, enrolment, error=exc.message, status=exc.status_code)
     except PeerliftError as exc:
         db.rollback()
         return _enrolment_page(request, db, user, enrolment_access(db, user, enrolment_id), error=exc.message,
