@@ -183,3 +183,18 @@ def test_consent_stands_when_no_circle_is_open_and_placing_is_tried_again(anon, 
     placed = anon.post(f"{url}/randomise", data={"csrf_token": token}, follow_redirects=False)
     assert placed.status_code == 303 and placed.headers["location"].startswith("/circles/")
     assert count_rows(Enrolment, Enrolment.status == EnrolmentStatus.randomised) == 1
+
+
+def test_a_signed_in_person_begins_from_the_link(client_for, world, setup):
+    bob = client_for(world.bob)
+    landing = bob.get(f"/study/{setup.token}")
+    assert "Begin as Bob Baker" in landing.text and "Create my account" not in landing.text
+    begun = bob.post(f"/study/{setup.token}", data={"csrf_token": form_token(landing.text)},
+                     follow_redirects=False)
+    assert begun.status_code == 303 and re.fullmatch(r"/enrolments/\d+", begun.headers["location"])
+    assert count_rows(Enrolment, Enrolment.user_id == world.bob.id) == 1
+    anon = client_for(None)
+    assert "/login?next=/study/" in anon.get(f"/study/{setup.token}").text
+    coach = client_for(world.coach)
+    refused = coach.post(f"/study/{setup.token}", data={"csrf_token": form_token(coach.get("/profile").text)})
+    assert refused.status_code == 403 and count_rows(Enrolment, Enrolment.user_id == world.coach.id) == 0
