@@ -138,10 +138,27 @@ def may_message(session: Session, sender: User, recipient: User) -> bool:
         .where(Membership.user_id == recipient.id, Space.archived_at.is_(None))
     ).all()
     staff = {CircleRole.facilitator, CircleRole.clinician}
+    members_may = False
     for my_role, their_role, allow_member_dms in rows:
-        if my_role in staff or their_role in staff or allow_member_dms:
+        if my_role in staff or their_role in staff:
             return True
-    return False
+        members_may = members_may or allow_member_dms
+    return members_may and not in_different_arms(session, sender.id, recipient.id)
+
+
+def in_different_arms(session: Session, a_id: int, b_id: int) -> bool:
+    """Whether two people are members of circles of different arms of one study (contamination)."""
+    from peerlift.research.models import Arm
+
+    rows = session.execute(
+        select(Membership.user_id, Arm.study_id, Arm.id)
+        .join(Space, Space.id == Membership.space_id).join(Arm, Arm.id == Space.arm_id)
+        .where(Membership.user_id.in_((a_id, b_id)), Membership.role.in_((CircleRole.member,
+                                                                           CircleRole.peer_supporter)))
+    ).all()
+    arms_of_a = {(study, arm) for user, study, arm in rows if user == a_id}
+    return any(user == b_id and (study, arm) not in arms_of_a and any(s == study for s, _a in arms_of_a)
+               for user, study, arm in rows)
 
 
 def visible_user(session: Session, viewer: User, user_id: int) -> User:
@@ -217,3 +234,49 @@ def inbox_card_access(session: Session, user: User, card_id: int):
     if card is None:
         raise _not_found("card", "card_id")
     return card
+
+
+# --- studies ---------------------------------------------------------------------------------------
+
+CAN_CREATE_STUDY_ROLES = {Role.researcher, Role.admin}
+
+
+def study_access(session: Session, user: User, study_id: int):
+    """A study, for admins and the people of its team (researchers, facilitators, clinicians);
+    anyone else gets a 404."""
+    from peerlift.research.models import Study, StudyMember
+
+    study = session.get(Study, study_id)
+    if study is None:
+        raise _not_found("study", "study_id")
+    if user.role == Role.admin:
+        return study
+    member = session.scalar(select(StudyMember.id).where(StudyMember.study_id == study.id,
+                                                         StudyMember.user_id == user.id))
+    if member is None:
+        raise _not_found("study", "study_id")
+    return study
+
+
+def is_study_researcher(session: Session, user: User, study) -> bool:
+    from peerlift.research.models import StudyMember, StudyRole
+
+    return session.scalar(select(StudyMember.id).where(
+        StudyMember.study_id == study.id, StudyMember.user_id == user.id,
+        StudyMember.role == StudyRole.researcher)) is not None
+
+
+def require_study_researcher(session: Session, user: User, study) -> None:
+    """Only the study's researchers change a study."""
+    if not is_study_researcher(session, user, study):
+        raise Forbidden("Only the study's researchers may change it.")
+
+
+def enrolment_access(session: Session, user: User, enrolment_id: int):
+    """A person's own enrolment; the study's team reads it through the study. Others: 404."""
+    from peerlift.research.models import Enrolment
+
+    enrolment = session.get(Enrolment, enrolment_id)
+    if enrolment is None or enrolment.user_id != user.id:
+        raise _not_found("enrolment", "enrolment_id")
+    return enrolment

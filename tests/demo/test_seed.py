@@ -47,8 +47,42 @@ def test_demo_seed(sqlite_database, monkeypatch):
         kinds = s.execute(select(QuestionnaireResponse.instrument_key, func.count()).where(
             QuestionnaireResponse.user_id == p01.id).group_by(QuestionnaireResponse.instrument_key)).all()
         assert dict(kinds) == {"phq9": 2, "gad7": 2}
+        _check_enrolment(s, study)
     with dbmod.transaction() as s:
         assert demo.seed(s) is False  # running it again reuses what exists
+
+
+def _check_enrolment(s, study):
+    """The demo study has a design, a consent document, screening questions, and people in every
+    status of enrolment; each randomised person signed, was allocated, and sits in their arm's circle."""
+    from peerlift.research import randomise as sequences
+    from peerlift.research.models import (Allocation, Consent, ConsentDocument, Enrolment, EnrolmentStatus,
+                                          Randomisation, StudyDesign, StudyMember)
+
+    design = s.get(StudyDesign, study.id)
+    assert design.scheme == Randomisation.blocks and design.block_sizes == [2, 4] and len(design.eligibility) == 3
+    document = s.scalar(select(ConsentDocument).where(ConsentDocument.study_id == study.id))
+    assert document.version == design.consent_version == "1.2" and len(document.sections) == 4
+    assert s.scalar(select(func.count(StudyMember.id)).where(StudyMember.study_id == study.id)) == 3
+    counts = dict(s.execute(select(Enrolment.status, func.count()).where(Enrolment.study_id == study.id)
+                            .group_by(Enrolment.status)).all())
+    assert counts == {EnrolmentStatus.randomised: 24, EnrolmentStatus.ineligible: 3, EnrolmentStatus.declined: 1,
+                      EnrolmentStatus.withdrawn: 1, EnrolmentStatus.consented: 1, EnrolmentStatus.eligible: 1,
+                      EnrolmentStatus.invited: 1}
+    reasons = set(s.scalars(select(Enrolment.exclusion_reason).where(Enrolment.status == EnrolmentStatus.ineligible)))
+    assert len(reasons) == 3 and all(reasons)
+    withdrawn = s.scalar(select(Enrolment).where(Enrolment.status == EnrolmentStatus.withdrawn))
+    assert withdrawn.withdrawal_reason and withdrawn.withdrawal_data == "keep"
+    assert s.scalar(select(func.count(Membership.id)).where(Membership.user_id == withdrawn.user_id)) == 0
+    allocations = s.scalars(select(Allocation).where(Allocation.study_id == study.id)
+                            .order_by(Allocation.sequence_index)).all()
+    assert [a.sequence_index for a in allocations] == list(range(25))
+    arm_ids = sorted(s.scalars(select(Arm.id).where(Arm.study_id == study.id)))
+    assert [a.arm_id for a in allocations] == sequences.sequence(Randomisation.blocks, design.concealed_seed, "", 25,
+                                                                 arm_ids, [2, 4])
+    for e in s.scalars(select(Enrolment).where(Enrolment.status == EnrolmentStatus.randomised)):
+        assert s.get(Space, e.space_id).arm_id == e.arm_id
+        assert s.scalar(select(Consent.document_version).where(Consent.enrolment_id == e.id)) == "1.2"
 
 
 def test_demo_logins_work(sqlite_database):

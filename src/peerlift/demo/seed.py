@@ -19,7 +19,9 @@ from peerlift.db import clock_at, utcnow
 from peerlift.identity import service as identity
 from peerlift.identity.models import Role, User
 from peerlift.policy import circle_access, conversation_access
-from peerlift.research.models import Arm, Study
+from peerlift.research import randomise as sequences
+from peerlift.research import service as research
+from peerlift.research.models import Randomisation, Study, StudyDesign
 
 CONTENT = Path(__file__).with_name("content.yaml")
 PASSWORD = "peerlift-demo"
@@ -70,18 +72,6 @@ def seed(session: Session, progress: Callable[[str], None] | None = None) -> boo
     start = timeline.now - dt.timedelta(days=15)
 
     with clock_at(start):
-        s = content["study"]
-        study = Study(slug="demo", title=s["title"], registry_id=s["registry_id"], ethics_ref=s["ethics_ref"],
-                      description=s["description"].strip(), target_size=24)
-        session.add(study)
-        session.flush()
-        arms = {}
-        for a in content["arms"]:
-            arm = Arm(study_id=study.id, slug=a["slug"], name=a["name"], description=a["description"].strip())
-            session.add(arm)
-            arms[a["slug"]] = arm
-        session.flush()
-
         say("accounts")
         people: dict[str, User] = {}
         for p in content["people"]:
@@ -91,9 +81,21 @@ def seed(session: Session, progress: Callable[[str], None] | None = None) -> boo
                 role=ROLES.get(key, Role.participant), timezone=p["timezone"],
                 pronouns=p.get("pronouns") or "", bio=p.get("bio") or "")
 
+        s = content["study"]
+        researcher = people["researcher"]
+        study = research.create_study(session, researcher, title=s["title"], slug="demo",
+                                      registry_id=s["registry_id"], ethics_ref=s["ethics_ref"],
+                                      description=s["description"].strip(), target_size=24)
+        research.add_team_member(session, researcher, study, people["coach"], "facilitator")
+        research.add_team_member(session, researcher, study, people["clinician"], "clinician")
+        arms = {a["slug"]: research.add_arm(session, researcher, study, slug=a["slug"], name=a["name"],
+                                            description=a["description"].strip())
+                for a in content["arms"]}
+
         say("circles")
         circles: dict[str, Space] = {}
         admin = people["admin"]
+        members_of: dict[str, list[str]] = {}
         for index, c in enumerate(content["circles"]):
             space = community.create_circle(
                 session, admin, name=c["name"], description=c["description"].strip(), rules=c["rules"].strip(),
@@ -101,12 +103,17 @@ def seed(session: Session, progress: Callable[[str], None] | None = None) -> boo
             circles[c["key"]] = space
             community.add_member(session, admin, space, people["coach"], CircleRole.facilitator)
             community.add_member(session, admin, space, people["clinician"], CircleRole.clinician)
-            members = [f"p{n:02d}" for n in range(1 + 12 * index, 13 + 12 * index)]
-            for key in members:
-                community.add_member(session, people["coach"], space, people[key], CircleRole.member)
+            members_of[c["key"]] = [f"p{n:02d}" for n in range(1 + 12 * index, 13 + 12 * index)]
+        session.flush()
+
+    say("enrolment")
+    _enrolment(session, content, study, people, circles, members_of, start, timeline.now)
+
+    with clock_at(start + dt.timedelta(hours=10)):
+        for key, space in circles.items():
             # One experienced member of each circle helps as a peer supporter.
             community.set_member_role(session, circle_access(session, people["coach"], space.id),
-                                      circle_access(session, people[members[1]], space.id).membership,
+                                      circle_access(session, people[members_of[key][1]], space.id).membership,
                                       CircleRole.peer_supporter)
         session.flush()
 
@@ -244,3 +251,69 @@ def _tracking(session: Session, people: dict[str, User], now: dt.datetime, days:
                     request = tracking.request_questionnaire(session, person, key_, requested_by=coach,
                                                              space_id=None, notify_person=False)
                     tracking.submit_response(session, person, request, answers)
+
+
+def _enrolment(session: Session, content: dict, study: Study, people: dict[str, User], circles: dict[str, Space],
+               members_of: dict[str, list[str]], start: dt.datetime, now: dt.datetime) -> None:
+    """Every participant comes in through the study's invitation link: screening, e-consent and
+    the concealed randomisation place them in their circle. The demo's people belong to fixed
+    circles (their stories are written for them), so the demo draws a fresh seed until the
+    sequence's first places fill both circles equally, and enrols people in the order the
+    sequence asks for. Others were screened out, declined, withdrew or are still on their way."""
+    import random
+
+    e = content["enrolment"]
+    researcher = people["researcher"]
+    with clock_at(start):
+        research.set_design(session, researcher, study, scheme="blocks", block_sizes=e["block_sizes"],
+                            eligibility=e["eligibility"], withdrawal_rule=e["withdrawal_rule"])
+        research.add_consent_document(session, researcher, study, version=e["consent"]["version"],
+                                      title=e["consent"]["title"], sections=e["consent"]["sections"])
+        token, _invitation = research.create_invitation(session, researcher, study, days_valid=90, max_uses=200)
+    design = session.get(StudyDesign, study.id)
+    arm_of_circle = {key: circles[key].arm_id for key in circles}
+    waiting = {arm_of_circle[key]: list(keys) for key, keys in members_of.items()}
+    arm_ids = sorted(waiting)
+    size = sum(len(v) for v in waiting.values())
+    while True:
+        order = sequences.sequence(Randomisation.blocks, design.concealed_seed, "", size, arm_ids, e["block_sizes"])
+        if all(order.count(arm) == len(waiting[arm]) for arm in arm_ids):
+            break
+        design.concealed_seed = sequences.new_seed()
+    sections = [section["key"] for section in e["consent"]["sections"]]
+    rng = random.Random(7)
+
+    def through(person: User, at: dt.datetime, answers: dict | None, outcome: str, reason: str = ""):
+        with clock_at(at):
+            enrolment = research.start_enrolment(session, person, token)
+        if outcome == "invited":
+            return enrolment
+        with clock_at(at + dt.timedelta(minutes=4)):
+            research.screen(session, person, enrolment, answers)
+        if outcome in ("ineligible", "eligible"):
+            return enrolment
+        with clock_at(at + dt.timedelta(minutes=11)):
+            if outcome == "declined":
+                return research.decline(session, person, enrolment, reason)
+            research.consent(session, person, enrolment, sections=sections, typed_name=person.display_name)
+        if outcome == "consented":
+            return enrolment
+        with clock_at(at + dt.timedelta(minutes=12)):
+            research.randomise(session, person, enrolment)
+        return enrolment
+
+    for place, arm_id in enumerate(order):
+        key = waiting[arm_id].pop(0)
+        answers = {"adult": "yes", "bmi": round(rng.uniform(26, 41), 1), "diabetes": "no"}
+        through(people[key], start + dt.timedelta(minutes=20 * place), answers, "randomised")
+    for n, other in enumerate(e["others"]):
+        at = start + dt.timedelta(days=1 + n, hours=3) if other["outcome"] != "invited" else now - dt.timedelta(hours=5)
+        with clock_at(at):
+            person = identity.create_user(
+                session, email=f"enrolled{n + 1}@demo.test", password=PASSWORD, display_name=other["display_name"],
+                timezone=other["timezone"])
+        enrolment = through(person, at, other.get("answers"), other["outcome"], other.get("reason", ""))
+        if other["outcome"] == "withdrawn":
+            with clock_at(now - dt.timedelta(days=3)):
+                research.withdraw(session, person, enrolment, reason=other.get("reason", ""), confirm=True)
+    session.flush()

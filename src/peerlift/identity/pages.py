@@ -64,8 +64,11 @@ def logout(request: Request, db: DB, user: CurrentUser):
 
 
 @router.get("/profile")
-def profile(request: Request, user: CurrentUser, saved: int = 0):
-    return page(request, "profile.html", {"timezones": TIMEZONES, "saved": bool(saved)})
+def profile(request: Request, db: DB, user: CurrentUser, saved: int = 0, withdrawn: int = 0):
+    from peerlift.research.pages import my_studies
+
+    return page(request, "profile.html", {"timezones": TIMEZONES, "saved": bool(saved),
+                                          "withdrawn": bool(withdrawn), "studies": my_studies(db, user)})
 
 
 @router.post("/profile")

@@ -271,3 +271,13 @@ def reschedule_person(session: Session, user: User) -> None:
 
 
 identity.TIMEZONE_CHANGED.append(reschedule_person)
+
+
+def cancel_for_person(session: Session, user_id: int, space_ids: list[int], reason: str) -> int:
+    """Cancel what is planned for one person in these circles (they left them)."""
+    if not space_ids:
+        return 0
+    return _cancel(session, select(PlannedDelivery.id).where(PlannedDelivery.user_id == user_id,
+                                                             PlannedDelivery.space_id.in_(space_ids),
+                                                             PlannedDelivery.status == PlannedStatus.planned),
+                   reason)
