@@ -65,7 +65,7 @@ def enrol(s, study, person, arm, circle, *, day: float = 0, status=EnrolmentStat
 
 def post(s, person, circle, body: str, moment: dt.datetime):
     with clock_at(moment):
-        return community.create_post(s, circle_access(s, person, circle.id), body)
+        return community.create_post(s, circle_access(s, person, circle.id), body, confirm_personal_information=True)
 
 
 def comment(s, person, circle, on, body: str, moment: dt.datetime):
