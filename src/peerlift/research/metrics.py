@@ -216,7 +216,8 @@ WITH p AS (
     count(*) FILTER (WHERE kind = 'message.created') AS dms,
     count(DISTINCT day) AS active_days,
     min(day) FILTER (WHERE kind = 'post.created') AS days_to_first_post,
-    max(day) // 7 AS last_active_week
+    max(day) // 7 AS last_active_week,
+    max(day) AS last_active_day
   FROM ev GROUP BY user_id
 ), answers AS (
   SELECT e.post_id, min(e.at) AS first_staff_at
@@ -247,6 +248,7 @@ SELECT p.user_id, p.arm_id, p.space_id AS circle_id, p.start_at,
   coalesce(per.posts, 0) AS posts, coalesce(per.comments, 0) AS comments,
   coalesce(per.reactions, 0) AS reactions, coalesce(per.poll_votes, 0) AS poll_votes, coalesce(per.dms, 0) AS dms,
   coalesce(per.active_days, 0) AS active_days, per.days_to_first_post, per.last_active_week,
+  per.last_active_day,
   responses.response_minutes, coalesce(responses.posts_answered, 0) AS posts_answered,
   coalesce(tracked.tracking_days, 0) AS tracking_days,
   coalesce(asked.questionnaires_requested, 0) AS questionnaires_requested,
