@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import String, func, select, type_coerce
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from peerlift.community.models import CircleRole, Membership, Space
@@ -115,25 +115,47 @@ def _timestamps(values: list, sqlite: bool) -> pa.Array:
 
 
 def write_events(session: Session, actors: list[int], path: Path, *, since: dt.datetime | None = None) -> int:
-    """The events of these people, oldest first, to one Parquet file; returns the row count. Rows
-    are read in batches and timestamps converted column-wise, so memory stays flat."""
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    at = type_coerce(Event.at, String) if sqlite else Event.at
-    query = (select(Event.id, at, Event.kind, Event.actor_id, Event.space_id, Event.data["post_id"].as_integer(),
-                    func.coalesce(Event.data["recipient_id"].as_integer(), Event.user_id))
-             .where(Event.actor_id.in_(actors or [0])))
-    if since is not None:
-        query = query.where(Event.at >= since)
+    """The events of these people to one Parquet file; returns the row count. Rows are read in
+    batches and turned into columns at once, so memory stays flat. On SQLite the table is read
+    straight through the driver (the rows of other people are dropped column-wise by pyarrow:
+    one sequential scan is faster than an index lookup per person); elsewhere the database filters."""
+    import pyarrow.compute as pc
+
     rows = 0
+    wanted = pa.array(sorted(set(actors)), pa.int64())
     with pq.ParquetWriter(path, EVENT_SCHEMA) as writer:
-        result = session.execute(query.execution_options(yield_per=BATCH))
-        for part in result.partitions(BATCH):
-            cols = list(zip(*part))
-            writer.write_table(pa.table([
+        def write(cols: list, sqlite: bool) -> int:
+            table = pa.table([
                 pa.array(cols[0], pa.int64()), _timestamps(list(cols[1]), sqlite), pa.array(cols[2], pa.string()),
-                pa.array(cols[3], pa.int64()), pa.array(cols[4], pa.int64()), pa.array(cols[5], pa.int64()), pa.array(cols[6], pa.int64()),
-            ], schema=EVENT_SCHEMA))
-            rows += len(part)
+                pa.array(cols[3], pa.int64()), pa.array(cols[4], pa.int64()), pa.array(cols[5], pa.int64()),
+                pa.array(cols[6], pa.int64()),
+            ], schema=EVENT_SCHEMA)
+            if sqlite:
+                table = table.filter(pc.is_in(table["actor_id"], value_set=wanted))
+            writer.write_table(table)
+            return table.num_rows
+
+        if session.get_bind().dialect.name == "sqlite":
+            raw = session.connection().connection.dbapi_connection
+            sql = ("SELECT id, at, kind, actor_id, space_id, json_extract(data, '$.post_id'), "
+                   "coalesce(json_extract(data, '$.recipient_id'), user_id) FROM event")
+            params: tuple = ()
+            if since is not None:
+                sql += " WHERE at >= ?"
+                params = (since.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" "),)
+            cursor = raw.execute(sql, params)
+            while batch := cursor.fetchmany(BATCH):
+                rows += write(list(zip(*batch)), True)
+        else:
+            query = (select(Event.id, Event.at, Event.kind, Event.actor_id, Event.space_id,
+                            Event.data["post_id"].as_integer(),
+                            func.coalesce(Event.data["recipient_id"].as_integer(), Event.user_id))
+                     .where(Event.actor_id.in_(actors or [0])))
+            if since is not None:
+                query = query.where(Event.at >= since)
+            result = session.connection().execute(query.execution_options(yield_per=BATCH))
+            for part in result.partitions(BATCH):
+                rows += write(list(zip(*part)), False)
         if rows == 0:
             writer.write_table(EVENT_SCHEMA.empty_table())
     return rows
