@@ -48,13 +48,14 @@ def test_consort_counts(flow_world):
     assert (f.assessed, f.excluded, f.randomised) == (7, 3, 4)
     assert dict(f.excluded_reasons) == {"Not meeting inclusion criteria: under 18": 2, "Declined to participate": 1}
     a, b = f.arms
-    assert (a.allocated, a.received, a.lost, a.discontinued, a.analysed, a.excluded_from_analysis) == (3, 2, 1, 1, 2, 1)
+    # Pat's activity is not counted: Pat withdrew and asked for the data to be deleted.
+    assert (a.allocated, a.received, a.lost, a.discontinued, a.analysed, a.excluded_from_analysis) == (3, 1, 1, 1, 2, 1)
     assert dict(a.discontinued_reasons) == {"moved away": 1}
     assert (b.allocated, b.received, b.lost, b.analysed) == (1, 1, 1, 1)
     svg = consort.svg(f)
     ET.fromstring(svg)  # well-formed
     for text in ("Assessed for eligibility", "(n = 7)", "Excluded (n = 3)", "Randomised", "(n = 4)",
-                 "Allocated to Arm A", "Received the intervention (n = 2)", "Lost to follow-up (n = 1)",
+                 "Allocated to Arm A", "Received the intervention (n = 1)", "Lost to follow-up (n = 1)",
                  "Analysed (n = 2)", "Excluded from analysis (n = 1)", "Declined to participate (n = 1)"):
         assert text in svg, text
 

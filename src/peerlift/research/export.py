@@ -165,7 +165,7 @@ TABLES: dict[str, list[Col]] = {
     ],
     "deliveries": [
         _c("planned_id", "integer", "Planned delivery id"), _c("item_id", "text", "Protocol item"),
-        _c("channel", "text", "Channel", allowed="circle_post;dm;notification;email;questionnaire"),
+        _c("channel", "text", "Channel", allowed="circle_post;facilitator_dm;notification;email"),
         _c("day", "integer", "Protocol day", unit="days"),
         _c("person", "text", "Pseudonym of the recipient; empty for a post to the whole circle"),
         _c("circle_id", "integer", "Circle"), _c("planned_at", "datetime", "Planned time (UTC)"),

@@ -5,7 +5,8 @@ events, tracking days and questionnaire requests), and DuckDB computes everythin
 so the same SQL runs over a demo study and over ten million events.
 
 Who counts: the study's randomised enrolments (``Enrolment.randomised_at`` set, with an arm), each
-from the moment of randomisation. A study with no randomised enrolment yet (circles run before the
+from the moment of randomisation to now or their withdrawal; a person who withdrew and asked for their
+data to be deleted is left out. A study with no randomised enrolment yet (circles run before the
 enrolment flow existed) counts the members and peer supporters of its arms' circles from the day
 they joined. Days and weeks are counted from each person's own start, so they need no time zone;
 the calendar of the per-day series is UTC.
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 from peerlift.community.models import CircleRole, Membership, Space
 from peerlift.db import utcnow
 from peerlift.events import Event
-from peerlift.research.models import Arm, Enrolment, Study, StudyMember, StudyRole
+from peerlift.research.models import Arm, Enrolment, Study, StudyDesign, StudyMember, StudyRole
 from peerlift.tracking.models import Entry, QuestionnaireRequest
 
 COUNTED = {"post.created": "posts", "comment.created": "comments", "reaction.added": "reactions",
@@ -83,6 +84,11 @@ def cohort(session: Session, study: Study) -> Cohort:
         Enrolment.study_id == study.id, Enrolment.randomised_at.is_not(None), Enrolment.arm_id.is_not(None),
         Enrolment.user_id.is_not(None)).order_by(Enrolment.id)).all()
     if enrolments:
+        from peerlift.research.export import withdrawal_choice
+
+        design = session.get(StudyDesign, study.id)
+        # A person who withdrew and asked for their data to be deleted is not counted either.
+        enrolments = [e for e in enrolments if e.withdrawn_at is None or withdrawal_choice(e, design) != "delete"]
         people = [Participant(e.user_id, e.arm_id, e.space_id or home.get((e.user_id, e.arm_id)), e.randomised_at,
                               e.withdrawn_at, e.id) for e in enrolments]
     else:
@@ -219,17 +225,21 @@ def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = Non
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
-PARTICIPANT_SQL = """
-WITH p AS (
-  SELECT user_id, arm_id, space_id, start_at,
-         least(coalesce(end_at, $now), $now) AS stop_at
-  FROM people
-), ev AS (
-  SELECT p.user_id, e.kind, e.at, e.post_id,
-         CAST(floor((epoch(e.at) - epoch(p.start_at)) / 86400) AS BIGINT) AS day
+# The participants' own actions within their enrolment, with the day of their enrolment each
+# falls on; made once (a temporary table) and read by the per-participant and per-day queries.
+ACTIONS_SQL = """
+CREATE TEMP TABLE p AS
+  SELECT user_id, arm_id, space_id, start_at, least(coalesce(end_at, $now), $now) AS stop_at FROM people;
+CREATE TEMP TABLE ev AS
+  SELECT p.user_id, p.arm_id, e.kind, e.at, e.post_id,
+         CAST((epoch(e.at) - epoch(p.start_at)) // 86400 AS BIGINT) AS day,
+         CAST(epoch(e.at) // 86400 AS BIGINT) AS calendar_day
   FROM events e JOIN p ON e.actor_id = p.user_id
-  WHERE e.at >= p.start_at AND e.at <= p.stop_at AND e.kind NOT IN $not_activity
-), per AS (
+  WHERE e.at >= p.start_at AND e.at <= p.stop_at AND e.kind NOT IN $not_activity;
+"""
+
+PARTICIPANT_SQL = """
+WITH per AS (
   SELECT user_id,
     count(*) FILTER (WHERE kind = 'post.created') AS posts,
     count(*) FILTER (WHERE kind = 'comment.created') AS comments,
@@ -243,7 +253,7 @@ WITH p AS (
   FROM ev GROUP BY user_id
 ), answers AS (
   SELECT e.post_id, min(e.at) AS first_staff_at
-  FROM events e JOIN staff s ON e.actor_id = s.user_id
+  FROM events e SEMI JOIN staff s ON e.actor_id = s.user_id
   WHERE e.kind = 'comment.created' AND e.post_id IS NOT NULL
   GROUP BY e.post_id
 ), responses AS (
@@ -266,7 +276,7 @@ WITH p AS (
   GROUP BY p.user_id
 )
 SELECT p.user_id, p.arm_id, p.space_id AS circle_id, p.start_at,
-  greatest(CAST(floor((epoch(p.stop_at) - epoch(p.start_at)) / 86400) AS BIGINT) + 1, 0) AS days_enrolled,
+  greatest(CAST((epoch(p.stop_at) - epoch(p.start_at)) // 86400 AS BIGINT) + 1, 0) AS days_enrolled,
   coalesce(per.posts, 0) AS posts, coalesce(per.comments, 0) AS comments,
   coalesce(per.reactions, 0) AS reactions, coalesce(per.poll_votes, 0) AS poll_votes, coalesce(per.dms, 0) AS dms,
   coalesce(per.active_days, 0) AS active_days, per.days_to_first_post, per.last_active_week,
@@ -300,22 +310,19 @@ FROM part GROUP BY {key} ORDER BY {key}
 """
 
 DAYS_SQL = """
-SELECT CAST(e.at AS DATE) AS day, p.arm_id,
-  count(*) FILTER (WHERE e.kind = 'post.created') AS posts,
-  count(*) FILTER (WHERE e.kind = 'comment.created') AS comments,
-  count(*) FILTER (WHERE e.kind = 'reaction.added') AS reactions,
-  count(*) FILTER (WHERE e.kind = 'poll.voted') AS poll_votes,
-  count(*) FILTER (WHERE e.kind = 'message.created') AS dms,
-  count(DISTINCT e.actor_id) AS active_participants
-FROM events e JOIN people p ON e.actor_id = p.user_id
-WHERE e.at >= p.start_at AND e.at <= least(coalesce(p.end_at, $now), $now) AND e.kind NOT IN $not_activity
-GROUP BY ALL ORDER BY day, p.arm_id
+SELECT DATE '1970-01-01' + CAST(calendar_day AS INTEGER) AS day, arm_id,
+  count(*) FILTER (WHERE kind = 'post.created') AS posts,
+  count(*) FILTER (WHERE kind = 'comment.created') AS comments,
+  count(*) FILTER (WHERE kind = 'reaction.added') AS reactions,
+  count(*) FILTER (WHERE kind = 'poll.voted') AS poll_votes,
+  count(*) FILTER (WHERE kind = 'message.created') AS dms,
+  count(DISTINCT user_id) AS active_participants
+FROM ev GROUP BY calendar_day, arm_id ORDER BY calendar_day, arm_id
 """
 
 
 _NOT_ACTIVITY_SQL = "(" + ", ".join(f"'{k}'" for k in NOT_ACTIVITY) + ")"
-PARTICIPANT_SQL = PARTICIPANT_SQL.replace("$not_activity", _NOT_ACTIVITY_SQL)
-DAYS_SQL = DAYS_SQL.replace("$not_activity", _NOT_ACTIVITY_SQL)
+ACTIONS_SQL = ACTIONS_SQL.replace("$not_activity", _NOT_ACTIVITY_SQL)
 
 
 def compute(paths: dict[str, Path], now: dt.datetime | None = None) -> Metrics:
@@ -326,15 +333,18 @@ def compute(paths: dict[str, Path], now: dt.datetime | None = None) -> Metrics:
         con.execute("SET TimeZone = 'UTC'")
         for name, path in paths.items():
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{_sql_path(path)}')")
+        for statement in ACTIONS_SQL.split(";"):
+            if statement.strip():
+                con.execute(statement.replace("$now", "$1"), [now] if "$now" in statement else [])
         con.execute(f"CREATE TEMP TABLE part AS SELECT *, "
                     f"CASE WHEN days_enrolled > 0 THEN tracking_days / days_enrolled END AS adherence, "
                     f"CASE WHEN questionnaires_requested > 0 "
                     f"THEN questionnaires_answered / questionnaires_requested END AS completion "
-                    f"FROM ({PARTICIPANT_SQL.replace('$now', '$1')})", [now])
+                    f"FROM ({PARTICIPANT_SQL})")
         participants = _records(con, "SELECT * FROM part ORDER BY arm_id, user_id")
         circles = _records(con, GROUP_SQL.format(key="circle_id"))
         arms = _records(con, GROUP_SQL.format(key="arm_id"))
-        days = _records(con, DAYS_SQL.replace("$now", "$1"), [now])
+        days = _records(con, DAYS_SQL)
         retention = _retention(con, now)
         from peerlift.research.cost import staff_time
 
