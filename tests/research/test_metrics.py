@@ -156,3 +156,27 @@ def test_bad_adjustments_are_refused(world, values, field):
             cost.add_adjustment(s, w.researcher, s.get(Study, w.study.id), user_id=w.coach.id, **values)
     assert caught.value.field == field and caught.value.message
     assert count_rows(CostAdjustment) == 0
+
+
+def test_events_read_through_arrow_match_the_driver_path(story, tmp_path, monkeypatch):
+    """On SQLite the events are read as Arrow batches (ADBC); the Python driver path, used when
+    that cannot run, writes the very same file. On PostgreSQL the database filters."""
+    import pyarrow.parquet as pq
+
+    from peerlift.research import metrics as m
+
+    w = story
+    actors = [w.alice.id, w.bob.id, w.carol.id, w.coach.id]
+    calls = []
+    real = m._sqlite_arrow
+    monkeypatch.setattr(m, "_sqlite_arrow", lambda *a: calls.append(real(*a)) or calls[-1])
+    with dbmod.transaction(write=False) as s:
+        assert m.write_events(s, actors, tmp_path / "a.parquet") > 0
+        monkeypatch.setattr(m, "_sqlite_arrow", lambda *a: None)
+        m.write_events(s, actors, tmp_path / "b.parquet")
+        sqlite = s.get_bind().dialect.name == "sqlite"
+    first, second = pq.read_table(tmp_path / "a.parquet"), pq.read_table(tmp_path / "b.parquet")
+    assert first.sort_by("id").equals(second.sort_by("id"))
+    assert set(first.column("actor_id").to_pylist()) <= set(actors)
+    if sqlite:
+        assert calls and calls[0] == first.num_rows  # the Arrow path ran

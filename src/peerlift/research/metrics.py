@@ -114,9 +114,10 @@ def cohort(session: Session, study: Study) -> Cohort:
 
 # --- the snapshot ------------------------------------------------------------------------------
 
-def _timestamps(values: list, sqlite: bool) -> pa.Array:
+def _timestamps(values, sqlite: bool) -> pa.Array:
     if sqlite:
-        return pa.array(values, pa.string()).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+        strings = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+        return strings.cast(pa.string()).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
     return pa.array(values, pa.timestamp("us", tz="UTC"))
 
 
@@ -142,16 +143,20 @@ def write_events(session: Session, actors: list[int], path: Path, *, since: dt.d
             return table.num_rows
 
         if session.get_bind().dialect.name == "sqlite":
-            raw = session.connection().connection.dbapi_connection
-            sql = ("SELECT id, at, kind, actor_id, space_id, json_extract(data, '$.post_id'), "
-                   "coalesce(json_extract(data, '$.recipient_id'), user_id) FROM event")
+            sql = ("SELECT id, at, kind, actor_id, space_id, CAST(json_extract(data, '$.post_id') AS INTEGER), "
+                   "CAST(coalesce(json_extract(data, '$.recipient_id'), user_id) AS INTEGER) FROM event")
             params: tuple = ()
             if since is not None:
                 sql += " WHERE at >= ?"
                 params = (since.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" "),)
-            cursor = raw.execute(sql, params)
-            while batch := cursor.fetchmany(BATCH):
-                rows += write(list(zip(*batch)), True)
+            arrow_rows = _sqlite_arrow(session, sql, params, wanted, writer)
+            if arrow_rows is not None:
+                rows = arrow_rows
+            else:
+                raw = session.connection().connection.dbapi_connection
+                cursor = raw.execute(sql, params)
+                while batch := cursor.fetchmany(BATCH):
+                    rows += write(list(zip(*batch)), True)
         else:
             query = (select(Event.id, Event.at, Event.kind, Event.actor_id, Event.space_id,
                             Event.data["post_id"].as_integer(),
@@ -164,6 +169,40 @@ def write_events(session: Session, actors: list[int], path: Path, *, since: dt.d
                 rows += write(list(zip(*part)), False)
         if rows == 0:
             writer.write_table(EVENT_SCHEMA.empty_table())
+    return rows
+
+
+def _sqlite_arrow(session: Session, sql: str, params: tuple, wanted: pa.Array, writer) -> int | None:
+    """Read the events of a SQLite file as Arrow batches through ADBC (no Python object per value:
+    ten million rows in seconds). None when the database is not a file, or the driver cannot read
+    it; the caller then reads through the Python driver."""
+    import pyarrow.compute as pc
+
+    database = session.get_bind().url.database
+    if not database or database == ":memory:":
+        return None
+    try:
+        import adbc_driver_sqlite.dbapi as adbc
+    except ImportError:  # pragma: no cover - a pinned dependency
+        return None
+    names = EVENT_SCHEMA.names
+    try:
+        with adbc.connect(f"file:{database}?mode=ro") as con, con.cursor() as cur:
+            cur.execute(sql, params or None)
+            reader = cur.fetch_record_batch()
+            batches = []
+            for batch in reader:
+                table = pa.Table.from_batches([batch]).rename_columns(names)
+                table = table.filter(pc.is_in(table["actor_id"], value_set=wanted))
+                table = table.set_column(1, "at", _timestamps(table["at"].combine_chunks(), True))
+                batches.append(pa.table([table[n].cast(EVENT_SCHEMA.field(n).type) for n in names],
+                                        schema=EVENT_SCHEMA))
+    except Exception:  # noqa: BLE001 - any driver trouble: the slower path still works
+        return None
+    rows = 0
+    for table in batches:
+        writer.write_table(table)
+        rows += table.num_rows
     return rows
 
 
