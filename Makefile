@@ -48,6 +48,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/protocols.py
 	$(BIN)/python bench/triage.py
 	$(BIN)/python bench/cues.py
+	$(BIN)/python bench/metrics.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

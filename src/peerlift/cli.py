@@ -50,6 +50,16 @@ def _cues_app() -> typer.Typer:
 app.add_typer(_cues_app(), name="cues")
 
 
+def _research_commands() -> None:
+    from peerlift.research import cli as research_cli
+
+    app.command("report")(research_cli.report)
+    app.command("export")(research_cli.export)
+
+
+_research_commands()
+
+
 def _settings():
     from peerlift.settings import get_settings
 

@@ -32,5 +32,6 @@ def all_models() -> None:
     import peerlift.events  # noqa: F401
     import peerlift.identity.models  # noqa: F401
     import peerlift.research.models  # noqa: F401
+    import peerlift.research.analytics_models  # noqa: F401
     import peerlift.safety.models  # noqa: F401
     import peerlift.tracking.models  # noqa: F401

@@ -186,6 +186,9 @@ def seed(session: Session, progress: Callable[[str], None] | None = None) -> boo
                 community.send_message(session, sender, conversation_access(session, sender, conversation.id),
                                        text(m["body"]))
     session.flush()
+    say("research analytics")
+    _analytics(session, study, people, timeline.now)
+    session.flush()
     return True
 
 
@@ -317,3 +320,48 @@ def _enrolment(session: Session, content: dict, study: Study, people: dict[str, 
             with clock_at(now - dt.timedelta(days=3)):
                 research.withdraw(session, person, enrolment, reason=other.get("reason", ""), confirm=True)
     session.flush()
+
+
+def _analytics(session: Session, study: Study, people: dict[str, User], now: dt.datetime) -> None:
+    """What the dashboard, the report and the exports need beyond the rest of the demo: the
+    researcher on the study's team, rates and costs, a DPRP organisation code, weekly active
+    minutes (the DPRP's PA) and, for enrolments that exist, the DPRP's demographic answers."""
+    import random
+
+    from peerlift.research.models import Enrolment, StudyDesign, StudyMember, StudyRole
+    from peerlift.tracking import service as tracking
+
+    if session.scalar(select(StudyMember.id).where(StudyMember.study_id == study.id,
+                                                   StudyMember.user_id == people["researcher"].id)) is None:
+        session.add(StudyMember(study_id=study.id, user_id=people["researcher"].id, role=StudyRole.researcher))
+    design = session.get(StudyDesign, study.id)
+    if design is None:
+        import secrets
+
+        design = StudyDesign(study_id=study.id, concealed_seed=secrets.token_hex(16))
+        session.add(design)
+    design.hourly_rates = design.hourly_rates or {"facilitator": 38.0, "clinician": 65.0}
+    design.fixed_costs = design.fixed_costs or [
+        {"arm": None, "item": "Coach training", "amount": 1200.0},
+        {"arm": "peer-prompts", "item": "Prompt writing", "amount": 400.0}]
+    design.dprp_orgcode = design.dprp_orgcode or "DEMO1234"
+    rng = random.Random(2026)
+    for key, person in sorted(people.items()):
+        if not re.fullmatch(r"p\d\d", key):
+            continue
+        today = now.astimezone(ZoneInfo(person.timezone)).date()
+        for week in range(3):
+            day = today - dt.timedelta(days=7 * week + 1)
+            moment = dt.datetime.combine(day, dt.time(21, 0), tzinfo=ZoneInfo(person.timezone)).astimezone(dt.UTC)
+            with clock_at(min(moment, now)):
+                tracking.log_entry(session, person, "active_minutes", rng.randint(20, 90), local_date=day)
+    for e in session.scalars(select(Enrolment).where(Enrolment.study_id == study.id)):
+        answers = dict(e.screening_answers or {})
+        answers.setdefault("age", rng.randint(35, 72))
+        answers.setdefault("sex", rng.choice(["female", "male"]))
+        answers.setdefault("ethnicity", rng.choice(["hispanic", "not_hispanic"]))
+        answers.setdefault("race", [rng.choice(["white", "black", "asian"])])
+        answers.setdefault("height_in", rng.randint(60, 75))
+        answers.setdefault("education", rng.choice(["grade_12", "college_1_3", "college_4"]))
+        answers.setdefault("glucose_test", "yes")
+        e.screening_answers = answers
