@@ -21,6 +21,7 @@ from tests.conftest import build_world
 
 MESSAGES = 2_000
 KILLS = 20
+READY_SECONDS = 2.0
 PEERLIFT = str(Path(sys.executable).with_name("peerlift"))
 
 
@@ -49,6 +50,7 @@ def test_workers_killed_at_random_deliver_everything_exactly_once(postgres_datab
                                due_at=dbmod.utcnow(), dedupe_key=f"crash:{i}")
     rng = random.Random(20261125)
     workers = [_start(postgres_database), _start(postgres_database)]
+    started = [time.monotonic()] * 2
     kills, deadline = 0, time.monotonic() + 240
     try:
         while time.monotonic() < deadline:
@@ -63,11 +65,17 @@ def test_workers_killed_at_random_deliver_everything_exactly_once(postgres_datab
                         n = MESSAGES + kills * 1000 + i
                         scheduler.schedule(s, "notify.prompt", {"user_id": world.alice.id, "text": f"extra {n}"},
                                            due_at=dbmod.utcnow(), dedupe_key=f"crash:{n}")
-            victim = rng.randrange(len(workers))
+            # Kill a worker that has been up long enough to have started work (on a busy machine a
+            # worker takes seconds to start; killing it before then tests nothing).
+            ready = [i for i in range(len(workers)) if time.monotonic() - started[i] >= READY_SECONDS]
+            if not ready:
+                continue
+            victim = rng.choice(ready)
             workers[victim].send_signal(signal.SIGKILL)
             workers[victim].wait()
             kills += 1
             workers[victim] = _start(postgres_database)
+            started[victim] = time.monotonic()
         else:
             raise AssertionError(f"not finished in time: {_pending()} pending after {kills} kills")
     finally:
