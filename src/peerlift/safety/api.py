@@ -59,27 +59,6 @@ class FlagOut(BaseModel):
     created_at: dt.datetime
 
 
-class ReviewOut(BaseModel):
-    id: int
-    circle_id: int
-    object_type: str
-    object_id: int
-    post_id: int | None
-    author_id: int
-    author_name: str
-    body: str
-    source: str
-    level: str
-    reasons: list[str]
-    flags: list[str]
-    status: str
-    visibility: str
-    opened_at: dt.datetime
-    handled_by: str | None
-    handled_at: dt.datetime | None
-    action: str | None
-
-
 class ActionIn(_In):
     action: Literal["hide", "remove", "restore", "approve", "warn", "mute", "remove_member", "dismiss"]
     reason: str = Field("", max_length=1000)
@@ -94,44 +73,6 @@ class ActionOut(BaseModel):
 
 class GatingIn(_In):
     gated: bool
-
-
-class StepOut(BaseModel):
-    at: dt.datetime
-    kind: str = Field(description="raised, notified, escalated, acknowledged or resolved")
-    actor: str | None
-    detail: str
-
-
-class HistoryOut(BaseModel):
-    at: dt.datetime
-    level: str
-    what: str
-    reasons: list[str]
-
-
-class EscalationOut(BaseModel):
-    id: int
-    subject_id: int
-    subject_name: str
-    circle_id: int | None
-    circle_name: str | None
-    object_type: str
-    object_id: int
-    text: str
-    level: str
-    reasons: list[str]
-    status: str
-    tier: int
-    raised_at: dt.datetime
-    deadline_at: dt.datetime | None
-    acknowledged_at: dt.datetime | None
-    acknowledged_by: str | None
-    resolved_at: dt.datetime | None
-    outcome: str
-    note: str
-    steps: list[StepOut] = []
-    history: list[HistoryOut] = []
 
 
 class ResolveIn(_In):
@@ -159,7 +100,7 @@ def flag(body: FlagIn, db: DB, user: CurrentUser):
     return FlagOut(id=new.id, review_item_id=new.review_item_id, reason=new.reason.value, created_at=new.created_at)
 
 
-@router.get("/circles/{circle_id}/review", response_model=list[ReviewOut], responses=R(401, 403, 404))
+@router.get("/circles/{circle_id}/review", response_model=list[queries.ReviewView], responses=R(401, 403, 404))
 def review_queue(circle_id: int, db: DB, user: CurrentUser, status: Literal["open", "handled"] = "open"):
     access = circle_access(db, user, circle_id)
     _require_queue(access)
@@ -191,24 +132,24 @@ def set_gating(circle_id: int, user_id: int, body: GatingIn, db: DB, user: Curre
     return Response(status_code=204)
 
 
-@router.get("/escalations", response_model=list[EscalationOut], responses=R(401, 403))
+@router.get("/escalations", response_model=list[queries.EscalationView], responses=R(401, 403))
 def list_escalations(db: DB, user: CurrentUser, status: Literal["open", "resolved"] = "open"):
     require_role(user, {Role.clinician, Role.admin}, "see escalations")
     return queries.escalations(db, user, status=status)
 
 
-@router.get("/escalations/{escalation_id}", response_model=EscalationOut, responses=R(401, 404))
+@router.get("/escalations/{escalation_id}", response_model=queries.EscalationView, responses=R(401, 404))
 def get_escalation(escalation_id: int, db: DB, user: CurrentUser):
     return queries.escalation(db, service.get_escalation(db, user, escalation_id))
 
 
-@router.post("/escalations/{escalation_id}/acknowledge", response_model=EscalationOut, responses=R(401, 404, 409))
+@router.post("/escalations/{escalation_id}/acknowledge", response_model=queries.EscalationView, responses=R(401, 404, 409))
 def acknowledge(escalation_id: int, db: DB, user: CurrentUser):
     escalation = service.acknowledge(db, user, service.get_escalation(db, user, escalation_id))
     return queries.escalation(db, escalation)
 
 
-@router.post("/escalations/{escalation_id}/resolve", response_model=EscalationOut, responses=R(401, 404, 409, 422))
+@router.post("/escalations/{escalation_id}/resolve", response_model=queries.EscalationView, responses=R(401, 404, 409, 422))
 def resolve(escalation_id: int, body: ResolveIn, db: DB, user: CurrentUser):
     escalation = service.resolve(db, user, service.get_escalation(db, user, escalation_id), outcome=body.outcome,
                                  note=body.note)
