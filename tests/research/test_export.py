@@ -203,6 +203,7 @@ def test_dprp_file(trial, tmp_path):
     assert (first["ORGCODE"], first["DMODE"], first["SESSTYPE"], first["AGE"], first["SEX"], first["WHITE"],
             first["BLACK"], first["STATE"], first["GLUCTEST"], first["PAYERSOURCE"]) == \
         ("ORG123", "2", "C", "54", "2", "1", "2", "NY", "1", "3")
+    assert (first["GDM"], first["RISKTEST"], first["HEIGHT"]) == ("2", "2", "65")
     assert first["DATE"] == at(1, 1).strftime("%m/%d/%Y")
     assert first["WEIGHT"] == str(round(80 / 0.45359237)) and first["PA"] == "40"
     assert rows[1]["PA"] == "999"
@@ -221,6 +222,68 @@ def test_dprp_refuses_a_value_out_of_range_naming_the_row(trial, tmp_path):
     assert result.exit_code == 1
     assert "DPRP row 1" in result.output and "HEIGHT" in result.output
     assert list(base.iterdir()) == []
+
+
+def _dprp_with(trial, tmp_path, **answers):
+    """Alice's screening answers changed (None removes one), then the DPRP export into an empty folder."""
+    from peerlift.research.models import Enrolment
+
+    with dbmod.transaction() as s:
+        e = s.query(Enrolment).filter_by(user_id=trial.alice.id).one()
+        merged = {**e.screening_answers, **answers}
+        e.screening_answers = {k: v for k, v in merged.items() if v is not None}
+    base = tmp_path / "exports"
+    base.mkdir()
+    result = runner.invoke(app, ["export", "--study", "trial", "--format", "dprp", "--out", str(base / "d"),
+                                 "--arm", "a"])
+    return result, base
+
+
+@pytest.mark.parametrize("answers, field, why", [
+    # GDM is 1 or 2 only: the dictionary has no "not reported" code for the prediabetes determinations.
+    ({"gestational_diabetes": 9}, "GDM", "not one of the dictionary's codes 1, 2"),
+    # HEIGHT and STATE have no "not reported" code: a missing answer is refused, not written as 999 or blank.
+    ({"height_in": None}, "HEIGHT", "'height_in' is needed"),
+    ({"height_in": "tall"}, "HEIGHT", "30-98 inches"),
+    ({"state": None}, "STATE", "'state' is needed"),
+    ({"state": "XX"}, "STATE", "not a US state"),
+])
+def test_dprp_refuses_a_code_outside_the_dictionary_naming_the_row(trial, tmp_path, answers, field, why):
+    result, base = _dprp_with(trial, tmp_path, **answers)
+    assert result.exit_code == 1
+    assert "DPRP row 1" in result.output and f"{field} " in result.output and why in result.output
+    assert list(base.iterdir()) == []
+
+
+def test_dprp_codes_missing_prediabetes_routes_as_no_and_takes_military_post_states(trial, tmp_path):
+    result, base = _dprp_with(trial, tmp_path, state="ae", glucose_test=None)
+    assert result.exit_code == 0, result.output
+    first = _csv(base / "d" / "dprp.csv")[0]
+    assert (first["STATE"], first["GLUCTEST"], first["GDM"], first["RISKTEST"]) == ("AE", "2", "2", "2")
+
+
+def test_dprp_refuses_an_orgcode_that_is_not_letters_and_digits(trial, tmp_path):
+    with dbmod.transaction() as s:
+        s.get(StudyDesign, trial.study.id).dprp_orgcode = "ORG-123"
+    result, base = _dprp_with(trial, tmp_path)
+    assert result.exit_code == 1
+    assert "DPRP row 1" in result.output and "ORGCODE 'ORG-123'" in result.output
+    assert list(base.iterdir()) == []
+
+
+def test_dprp_delivery_modes_are_the_dictionarys_three():
+    from peerlift.errors import InvalidInput
+    from peerlift.research.dprp import check
+
+    row = {"ORGCODE": "ORG123", "PARTICIP": "P0123456789abcdef", "ENROLLMOT": 9, "ENROLLHC": 9,
+           "PAYERSOURCE": 9, "STATE": "NY", "GLUCTEST": 1, "GDM": 2, "RISKTEST": 2, "AGE": 54, "ETHNIC": 2,
+           "AIAN": 2, "ASIAN": 2, "BLACK": 2, "NHOPI": 2, "WHITE": 1, "SEX": 2, "HEIGHT": 65, "EDU": 4,
+           "DMODE": 3, "SESSID": 4, "SESSTYPE": "C", "DATE": "01/22/2026", "WEIGHT": 176, "PA": 999}
+    check(row, 7)
+    with pytest.raises(InvalidInput) as refused:
+        check({**row, "DMODE": 4}, 7)
+    assert "DPRP row 7" in str(refused.value) and "DMODE 4" in str(refused.value)
+    assert refused.value.field == "DMODE"
 
 
 def test_dprp_needs_an_orgcode(trial, tmp_path):

@@ -364,4 +364,5 @@ def _analytics(session: Session, study: Study, people: dict[str, User], now: dt.
         answers.setdefault("height_in", rng.randint(60, 75))
         answers.setdefault("education", rng.choice(["grade_12", "college_1_3", "college_4"]))
         answers.setdefault("glucose_test", "yes")
+        answers.setdefault("state", "NY")
         e.screening_answers = answers

@@ -14,9 +14,17 @@ WEIGHT is the first weight logged in the session's window, in pounds; PA the sum
 minutes logged in it; 999 when nothing was recorded.
 
 Demographics have no home of their own in peerlift: they are read from the enrolment's screening
-answers (``Enrolment.screening_answers``, then ``strata``) under the keys of ``ANSWER_KEYS``; a
-missing answer becomes the dictionary's "not reported" code, or 999 for HEIGHT. A value out of the
-dictionary's range refuses the whole file, naming the row.
+answers (``Enrolment.screening_answers``, then ``strata``) under the keys of ``ANSWER_KEYS``. A
+missing answer becomes the dictionary's "not reported" code where it has one (ENROLLMOT, ENROLLHC,
+PAYERSOURCE, ETHNIC, SEX, EDU: 9) and "no" (2) for the three prediabetes determinations (GLUCTEST,
+GDM, RISKTEST), which have no "not reported" code. AGE, HEIGHT and STATE have none either: a missing
+one refuses the file, naming the row and the answer needed. A value outside the dictionary refuses the
+whole file, naming the row.
+
+Codes follow the DPRP data dictionary (Evaluation Data Elements, OMB 0920-0909) in the 2021 DPRP
+Standards' column layout: the 2018 dictionary with ENROLL and PAYER replaced by ENROLLMOT, ENROLLHC and
+PAYERSOURCE. The code lists of ENROLLMOT, ENROLLHC and PAYERSOURCE are not yet checked against the
+published table.
 """
 
 from __future__ import annotations
@@ -50,18 +58,21 @@ ANSWER_KEYS = {"ENROLLMOT": "enrollment_source", "ENROLLHC": "referred_by_clinic
                "AGE": "age", "ETHNIC": "ethnicity", "RACE": "race", "SEX": "sex", "HEIGHT": "height_in",
                "EDU": "education"}
 YES_NO = {True: 1, False: 2, "yes": 1, "no": 2, 2: 2}  # True == 1
+# GLUCTEST, GDM and RISKTEST: prediabetes determined by that route, 1 yes / 2 no; no "not reported" code.
+# DMODE: 1 in person, 2 online, 3 distance learning; there is no code for a combination of them.
 RANGES = {"ENROLLMOT": set(range(1, 10)), "ENROLLHC": {1, 2, 9}, "PAYERSOURCE": set(range(1, 10)),
-          "GLUCTEST": {1, 2}, "GDM": {1, 2, 9}, "RISKTEST": {1, 2}, "ETHNIC": {1, 2, 9},
+          "GLUCTEST": {1, 2}, "GDM": {1, 2}, "RISKTEST": {1, 2}, "ETHNIC": {1, 2, 9},
           "AIAN": {1, 2}, "ASIAN": {1, 2}, "BLACK": {1, 2}, "NHOPI": {1, 2}, "WHITE": {1, 2}, "SEX": {1, 2, 9},
-          "EDU": {1, 2, 3, 4, 9}, "DMODE": {1, 2, 3, 4}, "SESSTYPE": {"C", "CM", "OM", "MU"}}
-DEFAULTS = {"ENROLLMOT": 9, "ENROLLHC": 9, "PAYERSOURCE": 9, "GLUCTEST": 2, "GDM": 9, "RISKTEST": 2,
+          "EDU": {1, 2, 3, 4, 9}, "DMODE": {1, 2, 3}, "SESSTYPE": {"C", "CM", "OM", "MU"}}
+DEFAULTS = {"ENROLLMOT": 9, "ENROLLHC": 9, "PAYERSOURCE": 9, "GLUCTEST": 2, "GDM": 2, "RISKTEST": 2,
             "ETHNIC": 9, "SEX": 9, "EDU": 9}
 RACES = {"AIAN": "american_indian_alaska_native", "ASIAN": "asian", "BLACK": "black",
          "NHOPI": "native_hawaiian_pacific_islander", "WHITE": "white"}
 CODE_WORDS = {"SEX": {"male": 1, "female": 2}, "ETHNIC": {"hispanic": 1, "not_hispanic": 2},
               "EDU": {"less_than_12": 1, "grade_12": 2, "college_1_3": 3, "college_4": 4}}
+# The states, DC, the territories and the military post codes (programmes run at APO/FPO sites too).
 STATES = set("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC "
-             "ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY AS GU MP PR VI".split())
+             "ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY AS GU MP PR VI AA AE AP".split())
 
 
 def session_days() -> list[tuple[int, int, str]]:
@@ -114,8 +125,11 @@ def demographics(e) -> dict:
     for col, word in RACES.items():
         out[col] = 1 if word in races or col.lower() in races else 2
     height = _answer(e, "HEIGHT")
-    out["HEIGHT"] = NOT_RECORDED if height in (None, "") else round(float(height))
-    out["STATE"] = str(_answer(e, "STATE") or "").upper()
+    try:
+        out["HEIGHT"] = None if height in (None, "") else round(float(height))
+    except (TypeError, ValueError):
+        out["HEIGHT"] = height
+    out["STATE"] = str(_answer(e, "STATE") or "").strip().upper()
     return out
 
 
@@ -129,16 +143,18 @@ def check(row: dict, number: int) -> None:
             bad(field, "is not one of the dictionary's codes " + ", ".join(str(v) for v in sorted(allowed, key=str)))
     if not isinstance(row["AGE"], int) or not 18 <= row["AGE"] <= 125:
         bad("AGE", "is not an age of 18 to 125 (the screening answer 'age' is needed)")
-    if row["HEIGHT"] != NOT_RECORDED and not 30 <= row["HEIGHT"] <= 98:
-        bad("HEIGHT", "is outside 30-98 inches")
+    if not isinstance(row["HEIGHT"], int) or not 30 <= row["HEIGHT"] <= 98:
+        bad("HEIGHT", "is not a height of 30-98 inches (the screening answer 'height_in' is needed)")
     if row["WEIGHT"] != NOT_RECORDED and not 70 <= row["WEIGHT"] <= 997:
         bad("WEIGHT", "is outside 70-997 pounds")
     if row["PA"] != NOT_RECORDED and not 0 <= row["PA"] <= 997:
         bad("PA", "is outside 0-997 minutes")
-    if row["STATE"] and row["STATE"] not in STATES:
-        bad("STATE", "is not a US state or territory abbreviation")
-    if not 1 <= len(row["ORGCODE"]) <= 25:
-        bad("ORGCODE", "must be 1-25 characters")
+    if row["STATE"] not in STATES:
+        bad("STATE", "is not a US state, territory or military post abbreviation (the screening answer "
+                     "'state' is needed)")
+    for field in ("ORGCODE", "PARTICIP"):
+        if not (1 <= len(row[field]) <= 25 and row[field].isascii() and row[field].isalnum()):
+            bad(field, "must be 1-25 letters and digits")
 
 
 def rows(cx, arm: str | None = None):
