@@ -16,39 +16,13 @@ from peerlift.web.deps import DB, CurrentUser
 router = APIRouter(prefix="/api/v1", tags=["inbox"])
 
 
-class CardOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    circle_id: int
-    circle_name: str
-    member_id: int
-    member_name: str
-    rule: str
-    reason: str
-    link: str
-    created_at: dt.datetime
-    status: str
-    snoozed_until: dt.datetime | None
-    handled_by: str | None
-    handled_at: dt.datetime | None
-
-
-class ActionOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    action: str
-    actor_id: int | None
-    actor_name: str | None
-    at: dt.datetime
-    detail: str
-
-
 class CardDetailOut(BaseModel):
-    card: CardOut
-    actions: list[ActionOut]
+    card: queries.CardView
+    actions: list[queries.ActionView]
 
 
 class InboxOut(BaseModel):
-    cards: list[CardOut]
+    cards: list[queries.CardView]
 
 
 class ReplyIn(BaseModel):

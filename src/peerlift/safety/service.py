@@ -199,8 +199,7 @@ def screen_message(session: Session, sender: User, conversation: Conversation, m
 def screen_free_text(session: Session, person: User, object_type: str, object_id: int, text: str) -> Screening:
     """Free text written outside a circle (a questionnaire answer)."""
     result = triage(text)
-    space_id = session.scalar(select(Membership.space_id).where(Membership.user_id == person.id)
-                              .order_by(Membership.id).limit(1))
+    space_id = _home_circle(session, person.id)
     _record(session, object_type, object_id, space_id, person.id, result)
     outcome = Screening(level=result.level, emergency=result.emergency)
     if result.level in ("red", "crisis"):
@@ -208,6 +207,12 @@ def screen_free_text(session: Session, person: User, object_type: str, object_id
         outcome.escalation_id = open_escalation(session, subject=person, space_id=space_id, object_type=object_type,
                                                 object_id=object_id, result=result).id
     return outcome
+
+
+def _home_circle(session: Session, user_id: int) -> int | None:
+    """The circle whose clinicians hear of writing made outside a circle: the person's first."""
+    return session.scalar(select(Membership.space_id).where(Membership.user_id == user_id)
+                          .order_by(Membership.id).limit(1))
 
 
 def _shared_space(session: Session, conversation: Conversation) -> int | None:
@@ -649,8 +654,7 @@ def active_space(session: Session, space_id: int) -> Space:
 
 def _questionnaire_alert(session: Session, person: User, response, alert: str) -> None:
     """A questionnaire alert (PHQ-9 item 9 above 0) opens an escalation whatever the total."""
-    space_id = session.scalar(select(Membership.space_id).where(Membership.user_id == person.id)
-                              .order_by(Membership.id).limit(1))
+    space_id = _home_circle(session, person.id)
     answer = response.answers[8] if alert == "item9" and len(response.answers) > 8 else None
     why = (f"{response.instrument_key.upper()} item 9 (thoughts of being better off dead or of self-harm) answered "
            f"{answer}" if answer is not None else f"{response.instrument_key.upper()} alert {alert}")
