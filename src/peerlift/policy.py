@@ -288,16 +288,10 @@ def study_for_analytics(session: Session, user: User, ref: str | int):
     """A study (by slug, or by id when ``ref`` is an int) whose dashboard, metrics and costs this
     person may see: its researchers (the study's team), and admins. Anyone else, like a study that
     does not exist, gets a 404."""
-    from peerlift.research.models import Study, StudyMember, StudyRole
+    from peerlift.research.models import Study
 
     field = "study_id" if isinstance(ref, int) else "slug"
     study = session.get(Study, ref) if isinstance(ref, int) else session.scalar(select(Study).where(Study.slug == ref))
-    if study is None:
-        raise _not_found("study", field)
-    if user.role == Role.admin:
-        return study
-    member = session.scalar(select(StudyMember.id).where(
-        StudyMember.study_id == study.id, StudyMember.user_id == user.id, StudyMember.role == StudyRole.researcher))
-    if member is None:
+    if study is None or not (user.role == Role.admin or is_study_researcher(session, user, study)):
         raise _not_found("study", field)
     return study
