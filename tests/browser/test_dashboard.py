@@ -31,7 +31,10 @@ def test_researcher_sees_charts_and_adjusts_staff_time(page: Page, live) -> None
     for i in range(4):
         chart = charts.nth(i)
         chart.scroll_into_view_if_needed()
-        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+        # Each chart computes the study's metrics (DuckDB) on its own request: on a busy machine that
+        # takes longer than Playwright's default wait.
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle(),
+                               timeout=60_000)
     expect(page.get_by_role("heading", name="Cost per participant")).to_be_visible()
 
     page.get_by_label("Person").select_option(label="Maya Coach (facilitator)")
