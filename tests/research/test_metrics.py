@@ -159,20 +159,27 @@ def test_bad_adjustments_are_refused(world, values, field):
 
 
 def test_events_read_through_arrow_match_the_driver_path(story, tmp_path, monkeypatch):
-    """On SQLite the events are read as Arrow batches (ADBC); the Python driver path, used when
-    that cannot run, writes the very same file. On PostgreSQL the database filters."""
+    """On SQLite the events are read as Arrow batches (ADBC, in a child process); the Python driver
+    path, used when that cannot run, writes the very same file. On PostgreSQL the database filters."""
+    import sys
+
     import pyarrow.parquet as pq
 
     from peerlift.research import metrics as m
 
+    # The app's own process never loads ADBC's copy of SQLite: two copies of the library in one
+    # process drop each other's file locks and can corrupt the database.
+    for name in [n for n in sys.modules if n.startswith("adbc_driver_sqlite")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "adbc_driver_sqlite", None)
     w = story
     actors = [w.alice.id, w.bob.id, w.carol.id, w.coach.id]
     calls = []
-    real = m._sqlite_arrow
-    monkeypatch.setattr(m, "_sqlite_arrow", lambda *a: calls.append(real(*a)) or calls[-1])
+    real = m.read_in_child
+    monkeypatch.setattr(m, "read_in_child", lambda *a: calls.append(real(*a)) or calls[-1])
     with dbmod.transaction(write=False) as s:
         assert m.write_events(s, actors, tmp_path / "a.parquet") > 0
-        monkeypatch.setattr(m, "_sqlite_arrow", lambda *a: None)
+        monkeypatch.setattr(m, "read_in_child", lambda *a: None)
         m.write_events(s, actors, tmp_path / "b.parquet")
         sqlite = s.get_bind().dialect.name == "sqlite"
     first, second = pq.read_table(tmp_path / "a.parquet"), pq.read_table(tmp_path / "b.parquet")
@@ -180,3 +187,70 @@ def test_events_read_through_arrow_match_the_driver_path(story, tmp_path, monkey
     assert set(first.column("actor_id").to_pylist()) <= set(actors)
     if sqlite:
         assert calls and calls[0] == first.num_rows  # the Arrow path ran
+
+
+def test_pages_share_one_computation_until_something_is_written(story, monkeypatch):
+    """The dashboard and its chart images ask at once: one computation serves them, and the next
+    write (a new event) or the passing of CACHE_SECONDS makes the figures fresh again."""
+    import threading
+
+    from peerlift.research import metrics as m
+
+    w = story
+    runs = []
+    real = m.study_metrics
+    monkeypatch.setattr(m, "study_metrics", lambda *a, **k: runs.append(1) or real(*a, **k))
+    results = []
+
+    def ask(with_fidelity: bool) -> None:
+        with dbmod.transaction(write=False) as s:
+            results.append(m.cached_study_metrics(s, s.get(Study, w.study.id), with_fidelity=with_fidelity))
+
+    threads = [threading.Thread(target=ask, args=(i == 0,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(runs) == 1 and all(r is results[0] for r in results)
+    assert set(results[0].fidelity) == {w.arm_a.id, w.arm_b.id}  # added for the page that wanted it
+
+    with dbmod.transaction() as s:
+        post(s, w.bob, w.circle, "At last, my first post", at(10, 1))
+    ask(False)
+    assert len(runs) == 2 and results[-1].participant(w.bob.id)["posts"] == 1
+
+    monkeypatch.setattr(m, "CACHE_SECONDS", -1.0)
+    ask(False)
+    assert len(runs) == 3
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_reading_events_while_the_app_writes_keeps_the_database_whole(story, tmp_path):
+    """Snapshots taken while people post leave a SQLite file that passes its integrity check."""
+    import threading
+
+    from sqlalchemy import text
+
+    from peerlift.research import metrics as m
+
+    w = story
+    stop = threading.Event()
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            with dbmod.transaction() as s:
+                post(s, w.alice, w.circle, f"Note {n}", at(11, 1))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        for i in range(6):
+            with dbmod.transaction(write=False) as s:
+                m.write_events(s, [w.alice.id, w.bob.id], tmp_path / f"{i}.parquet")
+    finally:
+        stop.set()
+        writer.join()
+    with dbmod.transaction(write=False) as s:
+        assert s.execute(text("PRAGMA integrity_check")).scalar() == "ok"

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from peerlift.errors import InvalidInput, PeerliftError
 from peerlift.policy import study_for_analytics
 from peerlift.research import consort, cost, report
-from peerlift.research.metrics import study_metrics
+from peerlift.research.metrics import cached_study_metrics
 from peerlift.tracking.charts import SVG_CSP
 from peerlift.web.deps import DB, CurrentUser
 from peerlift.web.templating import page
@@ -22,7 +22,7 @@ CHARTS = ("engagement", "retention", "cost", "consort")
 
 def _dashboard(request: Request, db, study, *, error: str | None = None, field: str | None = None,
                form: dict | None = None, status: int = 200, saved: bool = False):
-    metrics = study_metrics(db, study)
+    metrics = cached_study_metrics(db, study)
     table, currency = cost.costs(db, study, metrics)
     return page(request, "research/dashboard.html", {
         "study": study, "metrics": metrics, "arms": report._arm_names(db, study), "costs": table,
@@ -64,7 +64,7 @@ def chart(slug: str, chart: str, db: DB, user: CurrentUser):
         from peerlift.errors import NotFound
 
         raise NotFound("No such chart.", field="chart")
-    metrics = study_metrics(db, study, with_fidelity=False)
+    metrics = cached_study_metrics(db, study, with_fidelity=False)
     arms = report._arm_names(db, study)
     if chart == "engagement":
         svg = report.engagement_svg(metrics, arms)

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from sqlalchemy.orm import Session
 from peerlift.community.models import CircleRole, Membership, Space
 from peerlift.db import utcnow
 from peerlift.events import Event
+from peerlift.research.eventfile import EVENT_SCHEMA, read_in_child, sqlite_query, sqlite_timestamps
 from peerlift.research.models import Arm, Enrolment, Study, StudyDesign, StudyMember, StudyRole
 from peerlift.tracking.models import Entry, QuestionnaireRequest
 
@@ -41,9 +45,6 @@ NOT_ACTIVITY = ("user.created", "member.joined", "member.left", "member.role_cha
 STAFF_ROLES = (CircleRole.facilitator, CircleRole.clinician)
 BATCH = 100_000
 
-EVENT_SCHEMA = pa.schema([("id", pa.int64()), ("at", pa.timestamp("us", tz="UTC")), ("kind", pa.string()),
-                          ("actor_id", pa.int64()), ("space_id", pa.int64()), ("post_id", pa.int64()),
-                          ("recipient_id", pa.int64())])
 PEOPLE_SCHEMA = pa.schema([("user_id", pa.int64()), ("arm_id", pa.int64()), ("space_id", pa.int64()),
                            ("start_at", pa.timestamp("us", tz="UTC")), ("end_at", pa.timestamp("us", tz="UTC"))])
 
@@ -114,26 +115,28 @@ def cohort(session: Session, study: Study) -> Cohort:
 
 # --- the snapshot ------------------------------------------------------------------------------
 
-def _timestamps(values, sqlite: bool) -> pa.Array:
-    if sqlite:
-        strings = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
-        return strings.cast(pa.string()).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
-    return pa.array(values, pa.timestamp("us", tz="UTC"))
-
-
 def write_events(session: Session, actors: list[int], path: Path, *, since: dt.datetime | None = None) -> int:
-    """The events of these people to one Parquet file; returns the row count. Rows are read in
-    batches and turned into columns at once, so memory stays flat. On SQLite the table is read
-    straight through the driver (the rows of other people are dropped column-wise by pyarrow:
-    one sequential scan is faster than an index lookup per person); elsewhere the database filters."""
+    """The events of these people to one Parquet file; returns the row count. A SQLite file is read
+    by a child process through ADBC (see ``eventfile``: the whole table in one sequential scan, the
+    rows of other people dropped column-wise); otherwise rows are read in batches and turned into
+    columns at once, so memory stays flat, and PostgreSQL filters by person itself."""
     import pyarrow.compute as pc
 
-    rows = 0
+    sqlite = session.get_bind().dialect.name == "sqlite"
     wanted = pa.array(sorted(set(actors)), pa.int64())
+    since_text = None if since is None else since.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+    database = session.get_bind().url.database
+    if sqlite and database and database != ":memory:":
+        rows = read_in_child(database, wanted, path, since_text)
+        if rows is not None:
+            return rows
+
+    rows = 0
     with pq.ParquetWriter(path, EVENT_SCHEMA) as writer:
-        def write(cols: list, sqlite: bool) -> int:
+        def write(cols: list) -> int:
+            at = sqlite_timestamps(list(cols[1])) if sqlite else pa.array(cols[1], pa.timestamp("us", tz="UTC"))
             table = pa.table([
-                pa.array(cols[0], pa.int64()), _timestamps(list(cols[1]), sqlite), pa.array(cols[2], pa.string()),
+                pa.array(cols[0], pa.int64()), at, pa.array(cols[2], pa.string()),
                 pa.array(cols[3], pa.int64()), pa.array(cols[4], pa.int64()), pa.array(cols[5], pa.int64()),
                 pa.array(cols[6], pa.int64()),
             ], schema=EVENT_SCHEMA)
@@ -142,21 +145,11 @@ def write_events(session: Session, actors: list[int], path: Path, *, since: dt.d
             writer.write_table(table)
             return table.num_rows
 
-        if session.get_bind().dialect.name == "sqlite":
-            sql = ("SELECT id, at, kind, actor_id, space_id, CAST(json_extract(data, '$.post_id') AS INTEGER), "
-                   "CAST(coalesce(json_extract(data, '$.recipient_id'), user_id) AS INTEGER) FROM event")
-            params: tuple = ()
-            if since is not None:
-                sql += " WHERE at >= ?"
-                params = (since.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" "),)
-            arrow_rows = _sqlite_arrow(session, sql, params, wanted, writer)
-            if arrow_rows is not None:
-                rows = arrow_rows
-            else:
-                raw = session.connection().connection.dbapi_connection
-                cursor = raw.execute(sql, params)
-                while batch := cursor.fetchmany(BATCH):
-                    rows += write(list(zip(*batch)), True)
+        if sqlite:
+            sql, params = sqlite_query(since_text)
+            cursor = session.connection().connection.dbapi_connection.execute(sql, params)
+            while batch := cursor.fetchmany(BATCH):
+                rows += write(list(zip(*batch)))
         else:
             query = (select(Event.id, Event.at, Event.kind, Event.actor_id, Event.space_id,
                             Event.data["post_id"].as_integer(),
@@ -166,43 +159,9 @@ def write_events(session: Session, actors: list[int], path: Path, *, since: dt.d
                 query = query.where(Event.at >= since)
             result = session.connection().execute(query.execution_options(yield_per=BATCH))
             for part in result.partitions(BATCH):
-                rows += write(list(zip(*part)), False)
+                rows += write(list(zip(*part)))
         if rows == 0:
             writer.write_table(EVENT_SCHEMA.empty_table())
-    return rows
-
-
-def _sqlite_arrow(session: Session, sql: str, params: tuple, wanted: pa.Array, writer) -> int | None:
-    """Read the events of a SQLite file as Arrow batches through ADBC (no Python object per value:
-    ten million rows in seconds). None when the database is not a file, or the driver cannot read
-    it; the caller then reads through the Python driver."""
-    import pyarrow.compute as pc
-
-    database = session.get_bind().url.database
-    if not database or database == ":memory:":
-        return None
-    try:
-        import adbc_driver_sqlite.dbapi as adbc
-    except ImportError:  # pragma: no cover - a pinned dependency
-        return None
-    names = EVENT_SCHEMA.names
-    try:
-        with adbc.connect(f"file:{database}?mode=ro") as con, con.cursor() as cur:
-            cur.execute(sql, params or None)
-            reader = cur.fetch_record_batch()
-            batches = []
-            for batch in reader:
-                table = pa.Table.from_batches([batch]).rename_columns(names)
-                table = table.filter(pc.is_in(table["actor_id"], value_set=wanted))
-                table = table.set_column(1, "at", _timestamps(table["at"].combine_chunks(), True))
-                batches.append(pa.table([table[n].cast(EVENT_SCHEMA.field(n).type) for n in names],
-                                        schema=EVENT_SCHEMA))
-    except Exception:  # noqa: BLE001 - any driver trouble: the slower path still works
-        return None
-    rows = 0
-    for table in batches:
-        writer.write_table(table)
-        rows += table.num_rows
     return rows
 
 
@@ -430,8 +389,51 @@ def study_metrics(session: Session, study: Study, *, now: dt.datetime | None = N
     with tempfile.TemporaryDirectory(prefix="peerlift-metrics-") as tmp:
         metrics = compute(write_snapshot(session, c, Path(tmp)), now)
     if with_fidelity:
-        from peerlift.protocols.fidelity import report
-
-        for arm_id in c.arms:
-            metrics.fidelity[arm_id] = report(session, arm_id=arm_id, now=now).total.as_dict()
+        _add_fidelity(session, metrics, list(c.arms), now)
     return metrics
+
+
+def _add_fidelity(session: Session, metrics: Metrics, arm_ids: list[int], now: dt.datetime) -> None:
+    from peerlift.protocols.fidelity import report
+
+    for arm_id in arm_ids:
+        metrics.fidelity[arm_id] = report(session, arm_id=arm_id, now=now).total.as_dict()
+
+
+# --- a short-lived cache for pages ---------------------------------------------------------------
+# A dashboard and its chart images ask for the same study's metrics within a second of each other.
+# Entries are keyed by the database, the study and the newest event id (every write records an
+# event), live CACHE_SECONDS at most (time moves the retention and response figures), and
+# simultaneous requests for one key wait for a single computation.
+
+CACHE_SECONDS = 30.0
+CACHE_ENTRIES = 8
+_cache: OrderedDict[tuple, tuple[float, Metrics, bool]] = OrderedDict()  # key -> (made, metrics, fidelity?)
+_cache_lock = threading.Lock()
+_key_locks: dict[tuple, threading.Lock] = {}
+
+
+def cached_study_metrics(session: Session, study: Study, *, with_fidelity: bool = True) -> Metrics:
+    """``study_metrics`` for pages: the same figures, shared by requests made within moments."""
+    key = (str(session.get_bind().url), study.id, session.scalar(select(func.max(Event.id))))
+    with _cache_lock:
+        lock = _key_locks.setdefault(key, threading.Lock())
+    with lock:
+        with _cache_lock:
+            hit = _cache.get(key)
+        if hit is None or time.monotonic() - hit[0] > CACHE_SECONDS:
+            made, metrics, fidelity = time.monotonic(), study_metrics(session, study, with_fidelity=with_fidelity), \
+                with_fidelity
+        else:
+            made, metrics, fidelity = hit
+            if with_fidelity and not fidelity:
+                arm_ids = session.scalars(select(Arm.id).where(Arm.study_id == study.id).order_by(Arm.id)).all()
+                _add_fidelity(session, metrics, list(arm_ids), metrics.now)
+                fidelity = True
+        with _cache_lock:
+            _cache[key] = (made, metrics, fidelity)
+            _cache.move_to_end(key)
+            while len(_cache) > CACHE_ENTRIES:
+                old, _ = _cache.popitem(last=False)
+                _key_locks.pop(old, None)
+        return metrics
