@@ -1,14 +1,15 @@
 """Backup and restore of a larger database: SQLite to a file, the file into an empty SQLite database and
 into an empty PostgreSQL schema, and PostgreSQL back to a file.
 
-    python bench/backup.py [--posts 40000] [--no-postgres] [--keep DIR]
+    python bench/backup.py [--posts 20000] [--no-postgres] [--keep DIR]
 
 Set-up (not timed): a migrated SQLite database loaded in bulk with 2,000 people in 20 circles, ``--posts``
-posts, two comments per post, six engagement events per post (JSON data) and two tracking entries per post.
-With the default, 440,000 rows.
+posts, two comments per post, six engagement events per post (JSON data) and two tracking entries per post:
+224,020 rows with the default.
 
 Timed: ``peerlift.backup.backup`` and ``peerlift.backup.restore`` as the commands run them (progress
-bars aside), each once. PostgreSQL steps are skipped when the server is unreachable
+bars aside), each once, end to end (a restore includes checking the whole file first and migrating the
+empty database). PostgreSQL steps are skipped when the server is unreachable
 (``PEERLIFT_BENCH_POSTGRES_URL``, default 127.0.0.1:5432/test).
 """
 
@@ -100,7 +101,7 @@ def main() -> None:
     from rich.table import Table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--posts", type=int, default=40_000)
+    parser.add_argument("--posts", type=int, default=20_000)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--keep", help="Folder for the databases and backups (kept); a temporary one otherwise")
     args = parser.parse_args()
