@@ -49,6 +49,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/triage.py
 	$(BIN)/python bench/cues.py
 	$(BIN)/python bench/metrics.py
+	$(BIN)/python bench/backup.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

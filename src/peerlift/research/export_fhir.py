@@ -17,6 +17,7 @@ from fhir.resources.R4B.researchstudy import ResearchStudy
 from fhir.resources.R4B.researchsubject import ResearchSubject
 from sqlalchemy import select
 
+from peerlift.db import utcnow
 from peerlift.research.models import Consent, EnrolmentStatus
 
 LOINC = "http://loinc.org"
@@ -118,7 +119,7 @@ def bundle(cx) -> Bundle:
             id=f"qr-{r.id}", status="completed", questionnaire=f"{BASE}:questionnaire:{r.instrument_key}",
             subject=_ref("Patient", pid), authored=_time(r.created_at), item=items,
         )))
-    return Bundle(type="collection", timestamp=_time(dt.datetime.now(dt.UTC)), entry=entries)
+    return Bundle(type="collection", timestamp=_time(utcnow()), entry=entries)
 
 
 def _instrument(session, key: str):
