@@ -66,7 +66,9 @@ def test_setup_needs_a_current_code_then_gives_ten_recovery_codes_stored_as_hash
         "enabled": False, "enabled_at": None, "required": False, "setup_pending": False, "recovery_codes_left": 0}
     assert_error(alice.post("/api/v1/me/two-factor/confirm", json={"code": "123456"}), 409, "two_factor_not_started")
     with steps(0):
-        setup = alice.post("/api/v1/me/two-factor/setup").json()
+        answer = alice.post("/api/v1/me/two-factor/setup")
+    assert answer.headers["cache-control"] == "no-store"
+    setup = answer.json()
     secret = setup["secret"]
     assert setup["otpauth_uri"].startswith("otpauth://totp/peerlift:") and f"secret={secret}" in setup["otpauth_uri"]
     assert alice.get("/api/v1/me/two-factor").json()["setup_pending"] is True
@@ -86,7 +88,7 @@ def test_setup_needs_a_current_code_then_gives_ten_recovery_codes_stored_as_hash
         confirmed = alice.post("/api/v1/me/two-factor/confirm", json={"code": code(secret, 0, steps)})
     assert confirmed.status_code == 200, confirmed.text
     codes = confirmed.json()["recovery_codes"]
-    assert len(codes) == 10 and len(set(codes)) == 10
+    assert len(codes) == 10 and len(set(codes)) == 10 and confirmed.headers["cache-control"] == "no-store"
     state = alice.get("/api/v1/me/two-factor").json()
     assert state["enabled"] and state["recovery_codes_left"] == 10 and not state["setup_pending"]
     with dbmod.transaction(write=False) as s:

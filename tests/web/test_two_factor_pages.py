@@ -72,7 +72,7 @@ def test_set_up_from_the_profile_then_sign_in_with_password_and_code(world, anon
         done = anon.post("/profile/two-factor/confirm", data={"csrf_token": token, "code": code(secret, 0, steps)})
     assert done.status_code == 200 and "Two-factor sign-in is on." in done.text
     codes = re.findall(r"<li><code>([a-z0-9]{5}-[a-z0-9]{5})</code></li>", done.text)
-    assert len(codes) == 10 and "shown only this once" in done.text
+    assert len(codes) == 10 and "shown only this once" in done.text and done.headers["cache-control"] == "no-store"
     on = anon.get("/profile/two-factor").text
     assert "Two-factor sign-in is on" in on and "<strong>10</strong> unused recovery codes" in on
     assert codes[0] not in on and "two-factor-secret" not in on

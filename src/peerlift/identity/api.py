@@ -155,24 +155,28 @@ def two_factor_status(db: DB, user: CurrentUser) -> TwoFactorStatusOut:
 
 
 @router.post("/me/two-factor/setup", response_model=TwoFactorSetupOut, responses=responses(401, 403, 409))
-def two_factor_setup(db: DB, user: CurrentUser) -> TwoFactorSetupOut:
+def two_factor_setup(response: Response, db: DB, user: CurrentUser) -> TwoFactorSetupOut:
     """A new secret for an authenticator app (starting again replaces it); it is in use once
     /api/v1/me/two-factor/confirm gets a current code."""
+    response.headers["Cache-Control"] = "no-store"
     row = two_factor.start_setup(db, user)
     return TwoFactorSetupOut(secret=row.secret, otpauth_uri=two_factor.provisioning_uri(user, row.secret))
 
 
 @router.post("/me/two-factor/confirm", response_model=RecoveryCodesOut, responses=responses(401, 403, 409, 422))
-def two_factor_confirm(body: TwoFactorCodeIn, request: Request, db: DB, user: CurrentUser) -> RecoveryCodesOut:
+def two_factor_confirm(body: TwoFactorCodeIn, request: Request, response: Response, db: DB,
+                       user: CurrentUser) -> RecoveryCodesOut:
     """Turns two-factor sign-in on with a current code; answers the recovery codes, this once."""
+    response.headers["Cache-Control"] = "no-store"
     return RecoveryCodesOut(recovery_codes=two_factor.confirm_setup(db, user, body.code, ip=client_ip(request)))
 
 
 @router.post("/me/two-factor/recovery-codes", response_model=RecoveryCodesOut,
              responses=responses(401, 403, 409, 422))
-def two_factor_recovery_codes(body: TwoFactorCodeIn, request: Request, db: DB,
+def two_factor_recovery_codes(body: TwoFactorCodeIn, request: Request, response: Response, db: DB,
                               user: CurrentUser) -> RecoveryCodesOut:
     """Ten new recovery codes for a current code; the old ones stop working."""
+    response.headers["Cache-Control"] = "no-store"
     return RecoveryCodesOut(recovery_codes=two_factor.regenerate_recovery_codes(db, user, body.code,
                                                                                 ip=client_ip(request)))
 

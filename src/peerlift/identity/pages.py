@@ -232,8 +232,16 @@ def _two_factor_page(request: Request, db, user, status_code: int = 200, **conte
     if row is not None:
         uri = two_factor.provisioning_uri(user, row.secret)
         setup = {"qr": two_factor.qr_data_uri(uri), "secret": two_factor.grouped(row.secret)}
-    return page(request, "two_factor.html", {"status": two_factor.status(db, user), "setup": setup, **context},
-                status_code=status_code)
+    response = page(request, "two_factor.html", {"status": two_factor.status(db, user), "setup": setup,
+                                                  **context}, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"  # the key being set up stays out of caches
+    return response
+
+
+def _codes_page(request: Request, codes: list[str], enabled: bool):
+    response = page(request, "two_factor_codes.html", {"codes": codes, "enabled": enabled})
+    response.headers["Cache-Control"] = "no-store"  # shown once: not kept by the browser either
+    return response
 
 
 @router.get("/profile/two-factor")
@@ -258,7 +266,7 @@ def two_factor_confirm(request: Request, db: DB, user: CurrentUser, code: Annota
     except PeerliftError as exc:
         db.rollback()
         return _two_factor_page(request, db, user, exc.status_code, error=exc.message, field=exc.field)
-    return page(request, "two_factor_codes.html", {"codes": codes, "enabled": True})
+    return _codes_page(request, codes, enabled=True)
 
 
 @router.post("/profile/two-factor/recovery-codes")
@@ -269,7 +277,7 @@ def two_factor_recovery_codes(request: Request, db: DB, user: CurrentUser,
     except PeerliftError as exc:
         db.rollback()
         return _two_factor_page(request, db, user, exc.status_code, codes_error=exc.message)
-    return page(request, "two_factor_codes.html", {"codes": codes, "enabled": False})
+    return _codes_page(request, codes, enabled=False)
 
 
 @router.post("/profile/two-factor/disable")

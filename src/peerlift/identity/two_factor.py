@@ -354,13 +354,13 @@ def complete_sign_in(session: Session, token: str, code: str, ip: str = "") -> U
         return user
     challenge_id, user_id, email = challenge.id, user.id, user.email
     session.rollback()
-    challenge = session.get(TwoFactorChallenge, challenge_id)
+    session.execute(update(TwoFactorChallenge).where(TwoFactorChallenge.id == challenge_id)
+                    .values(attempts=TwoFactorChallenge.attempts + 1).execution_options(synchronize_session=False))
+    attempts = session.scalar(select(TwoFactorChallenge.attempts).where(TwoFactorChallenge.id == challenge_id))
     extra = ""
-    if challenge is not None:
-        challenge.attempts += 1
-        if challenge.attempts >= CHALLENGE_ATTEMPTS:
-            session.delete(challenge)
-            extra = " That was the last try for this sign-in: sign in again with your password."
+    if attempts is not None and attempts >= CHALLENGE_ATTEMPTS:
+        session.execute(delete(TwoFactorChallenge).where(TwoFactorChallenge.id == challenge_id))
+        extra = " That was the last try for this sign-in: sign in again with your password."
     service.count_login_failure(session, email, ip)
     try:
         _refuse(session, user_id, ip, outcome, "sign-in", SignInCodeRefused, recovery=True, extra=extra,
