@@ -77,6 +77,8 @@ def _use_database(monkeypatch, url: str) -> None:
     # Stories post quickly; the posting limits have their own tests, which set them low.
     monkeypatch.setenv("PEERLIFT_POSTS_PER_MINUTE", "1000")
     monkeypatch.setenv("PEERLIFT_POSTS_PER_HOUR", "10000")
+    # The personas sign in with a password alone; two-factor sign-in has its own tests, which require it.
+    monkeypatch.setenv("PEERLIFT_TWO_FACTOR_ROLES", "")
     get_settings.cache_clear()
     dbmod.dispose_engines()
 
@@ -245,6 +247,36 @@ def login(client: TestClient, person, password: str = PASSWORD) -> dict:
     body = response.json()
     client.headers["X-CSRF-Token"] = body["csrf_token"]
     return body
+
+
+# --- two-factor sign-in --------------------------------------------------------------------------
+
+@pytest.fixture
+def steps():
+    """``with steps(k):`` sets the clock k TOTP time steps (30 s each) after a fixed moment near now,
+    so a test says which code an authenticator app would show, and when it is typed."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    base = now.replace(second=5 if now.second < 30 else 35, microsecond=0)
+
+    def at(k: int = 0):
+        return dbmod.clock_at(base + dt.timedelta(seconds=30 * k))
+    return at
+
+
+def totp_code(secret: str, k: int, steps) -> str:
+    """The code an authenticator app shows at time step k."""
+    import pyotp
+
+    with steps(k):
+        return pyotp.TOTP(secret).at(dbmod.utcnow())
+
+
+def wrong_totp_code(secret: str, k: int, steps) -> str:
+    """A well-formed code that matches none of the time steps around k."""
+    near = {totp_code(secret, k + d, steps) for d in range(-2, 3)}
+    return next(c for c in (f"{n:06d}" for n in range(123456, 999999, 7919)) if c not in near)
 
 
 def post(client: TestClient, circle, body: str, **extra):

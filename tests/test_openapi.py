@@ -22,8 +22,8 @@ def test_openapi_document_is_served(anon):
     assert "/circles/{circle_id}" not in paths  # HTML pages stay out of the API document
 
 
-PRE_SIGN_IN = {"/api/v1/auth/login", "/api/v1/auth/signup", "/api/v1/auth/password/forgot",
-               "/api/v1/auth/password/reset"}
+PRE_SIGN_IN = {"/api/v1/auth/login", "/api/v1/auth/login/two-factor", "/api/v1/auth/signup",
+               "/api/v1/auth/password/forgot", "/api/v1/auth/password/reset"}
 
 
 def _api_routes(app):

@@ -91,6 +91,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(exc.body(), status_code=exc.status_code)
         if isinstance(exc, NotAuthenticated):
             return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        if exc.code == "two_factor_required":
+            return RedirectResponse("/profile/two-factor", status_code=303)
         return _error_page(request, exc.status_code, exc.message)
 
     @app.exception_handler(RequestValidationError)

@@ -184,6 +184,9 @@ def demo(
     from peerlift.demo.seed import PASSWORD, logins
 
     os.environ.setdefault("PEERLIFT_BASE_URL", f"http://{host}:{port}")
+    # The printed logins sign in with the password alone: the demo does not require two-factor
+    # sign-in of any role (anyone may still set it up), unless PEERLIFT_TWO_FACTOR_ROLES says otherwise.
+    os.environ.setdefault("PEERLIFT_TWO_FACTOR_ROLES", "")
     _settings().__class__  # validate early
     migrate()
     seed()
@@ -193,6 +196,8 @@ def demo(
     for email, role in logins():
         table.add_row(email, role)
     console.print(table)
+    if not _settings().two_factor_role_set:
+        console.print("Two-factor sign-in is optional for every role in this demo (PEERLIFT_TWO_FACTOR_ROLES).")
     serve(host=host, port=port, workers=1)
 
 

@@ -72,6 +72,22 @@ class Settings(BaseSettings):
         description="JSON: country code -> list of {name, phone, text, url} shown to a person in crisis")
     posts_per_minute: int = Field(6, ge=1, le=100_000, description="Posts and comments one person may write a minute")
     posts_per_hour: int = Field(60, ge=1, le=1_000_000, description="Posts and comments one person may write an hour")
+    two_factor_roles: str = Field(
+        "clinician,researcher,admin",
+        description="Roles that must sign in with a second factor (TOTP), separated by commas; empty: optional for all")
+
+    @property
+    def two_factor_role_set(self) -> frozenset[str]:
+        return frozenset(r.strip() for r in self.two_factor_roles.split(",") if r.strip())
+
+    @field_validator("two_factor_roles")
+    @classmethod
+    def _two_factor_roles(cls, value: str) -> str:
+        known = ("participant", "facilitator", "clinician", "researcher", "admin")
+        unknown = [r.strip() for r in value.split(",") if r.strip() and r.strip() not in known]
+        if unknown:
+            raise ValueError(f"PEERLIFT_TWO_FACTOR_ROLES: unknown role {unknown[0]!r}; use {', '.join(known)}")
+        return value
 
     @field_validator("smtp_url")
     @classmethod

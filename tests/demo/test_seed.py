@@ -98,3 +98,29 @@ def test_demo_logins_work(sqlite_database):
         assert response.status_code == 200, email
     circles = client.get("/api/v1/circles")
     assert circles.status_code == 200
+
+
+def test_demo_command_lets_the_printed_logins_sign_in_with_the_password_alone(monkeypatch):
+    """`peerlift demo` requires two-factor sign-in of no role, unless PEERLIFT_TWO_FACTOR_ROLES is set."""
+    from typer.testing import CliRunner
+
+    from peerlift import cli
+    from peerlift.settings import get_settings
+
+    served: list[frozenset] = []
+    monkeypatch.setattr(cli, "migrate", lambda: None)
+    monkeypatch.setattr(cli, "seed", lambda: None)
+    monkeypatch.setattr(cli, "serve", lambda **_: served.append(get_settings().two_factor_role_set))
+    for name in ("PEERLIFT_TWO_FACTOR_ROLES", "PEERLIFT_BASE_URL"):
+        monkeypatch.setenv(name, "restored after the test")
+        monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli.app, ["demo", "--port", "8765"])
+    assert result.exit_code == 0, result.output
+    assert served == [frozenset()] and "Two-factor sign-in is optional" in result.output
+
+    monkeypatch.setenv("PEERLIFT_TWO_FACTOR_ROLES", "admin")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli.app, ["demo", "--port", "8765"])
+    assert result.exit_code == 0 and served[-1] == {"admin"} and "optional" not in result.output
+    get_settings.cache_clear()

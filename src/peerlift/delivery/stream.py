@@ -25,6 +25,8 @@ from peerlift.events import LIVE_KINDS, Event
 from peerlift.settings import get_settings
 from peerlift.db import get_engine, make_session
 from peerlift.identity.service import resolve_session
+from peerlift.identity.two_factor import SETUP_MESSAGE, TwoFactorSetupRequired
+from peerlift.identity.two_factor import needs_setup as needs_two_factor_setup
 from peerlift.web.deps import SESSION_COOKIE
 
 router = APIRouter(prefix="/api/v1", tags=["delivery"])
@@ -68,6 +70,8 @@ def _open(token: str | None, last_id: int | None, loop):
         auth = resolve_session(session, token, days=get_settings().session_days)
         if auth is None:
             return None
+        if needs_two_factor_setup(auth.user):
+            raise TwoFactorSetupRequired(SETUP_MESSAGE)
         user_id = auth.user_id
         keys, spaces, conversations = audience_keys(session, user_id)
         # Register before reading the replay: whatever commits from now on reaches the queue.
@@ -92,7 +96,7 @@ def _resync(event_id: int) -> str:
     "/stream",
     response_class=EventStreamResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
-               **responses(400, 401)},
+               **responses(400, 401, 403)},
 )
 async def stream(request: Request,
                  last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None):

@@ -7,17 +7,25 @@ import datetime as dt
 from pydantic import BaseModel
 from fastapi import APIRouter, Request, Response
 
-from peerlift.errors import responses
-from peerlift.identity import service
+from peerlift.errors import NotFound, responses
+from peerlift.identity import service, two_factor
+from peerlift.identity.models import User
 from peerlift.identity.schemas import (
+    ChallengeOut,
     ForgotIn,
     LoginIn,
     MeOut,
     PasswordChangeIn,
     ProfileIn,
+    RecoveryCodesOut,
     ResetIn,
     SessionOut,
     SignupIn,
+    TwoFactorCodeIn,
+    TwoFactorDisableIn,
+    TwoFactorLoginIn,
+    TwoFactorSetupOut,
+    TwoFactorStatusOut,
     UserOut,
 )
 from peerlift.policy import visible_user
@@ -28,14 +36,32 @@ from peerlift.web.session_cookie import clear_session_cookie, set_session_cookie
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
 
-@router.post("/auth/login", response_model=SessionOut, responses=responses(401, 422, 429))
-def login(body: LoginIn, request: Request, response: Response, db: DB) -> SessionOut:
-    user = service.sign_in(db, body.email, body.password, client_ip(request))
+def _session_for(db, user: User, request: Request, response: Response) -> SessionOut:
     token, auth = service.start_session(db, user, ip=client_ip(request),
                                         user_agent=request.headers.get("user-agent", ""),
                                         days=get_settings().session_days)
     set_session_cookie(response, token)
-    return SessionOut(user=MeOut.model_validate(user), csrf_token=auth.csrf_token)
+    return SessionOut(user=MeOut.model_validate(user), csrf_token=auth.csrf_token,
+                      two_factor_setup_required=two_factor.needs_setup(user))
+
+
+@router.post("/auth/login", response_model=SessionOut | ChallengeOut, responses=responses(401, 422, 429))
+def login(body: LoginIn, request: Request, response: Response, db: DB) -> SessionOut | ChallengeOut:
+    """Signs in with email and password. A person with two-factor sign-in gets no session yet but a
+    challenge (``two_factor_required: true``) to answer at /api/v1/auth/login/two-factor."""
+    user = service.sign_in(db, body.email, body.password, client_ip(request))
+    if two_factor.is_enabled(user):
+        token, challenge = two_factor.start_challenge(db, user, ip=client_ip(request))
+        return ChallengeOut(challenge=token, expires_at=challenge.expires_at)
+    return _session_for(db, user, request, response)
+
+
+@router.post("/auth/login/two-factor", response_model=SessionOut, responses=responses(401, 422, 429))
+def login_two_factor(body: TwoFactorLoginIn, request: Request, response: Response, db: DB) -> SessionOut:
+    """The second step of signing in: the challenge and a code from the authenticator app (or a
+    recovery code). A refused code counts as a failed sign-in; a challenge allows 5 tries in 5 minutes."""
+    user = two_factor.complete_sign_in(db, body.challenge, body.code, ip=client_ip(request))
+    return _session_for(db, user, request, response)
 
 
 @router.post("/auth/signup", response_model=SessionOut, status_code=201, responses=responses(404, 409, 410, 422))
@@ -118,4 +144,59 @@ def my_sessions(request: Request, db: DB, user: CurrentUser):
 @router.delete("/me/sessions/{session_id}", status_code=204, responses=responses(401, 403, 404))
 def revoke_session(session_id: int, request: Request, db: DB, user: CurrentUser) -> Response:
     service.revoke_session(db, user, session_id, ip=client_ip(request))
+    return Response(status_code=204)
+
+
+# --- two-factor sign-in ------------------------------------------------------------------------
+
+@router.get("/me/two-factor", response_model=TwoFactorStatusOut, responses=responses(401))
+def two_factor_status(db: DB, user: CurrentUser) -> TwoFactorStatusOut:
+    return TwoFactorStatusOut.model_validate(two_factor.status(db, user))
+
+
+@router.post("/me/two-factor/setup", response_model=TwoFactorSetupOut, responses=responses(401, 403, 409))
+def two_factor_setup(response: Response, db: DB, user: CurrentUser) -> TwoFactorSetupOut:
+    """A new secret for an authenticator app (starting again replaces it); it is in use once
+    /api/v1/me/two-factor/confirm gets a current code."""
+    response.headers["Cache-Control"] = "no-store"
+    row = two_factor.start_setup(db, user)
+    return TwoFactorSetupOut(secret=row.secret, otpauth_uri=two_factor.provisioning_uri(user, row.secret))
+
+
+@router.post("/me/two-factor/confirm", response_model=RecoveryCodesOut, responses=responses(401, 403, 409, 422))
+def two_factor_confirm(body: TwoFactorCodeIn, request: Request, response: Response, db: DB,
+                       user: CurrentUser) -> RecoveryCodesOut:
+    """Turns two-factor sign-in on with a current code; answers the recovery codes, this once."""
+    response.headers["Cache-Control"] = "no-store"
+    return RecoveryCodesOut(recovery_codes=two_factor.confirm_setup(db, user, body.code, ip=client_ip(request)))
+
+
+@router.post("/me/two-factor/recovery-codes", response_model=RecoveryCodesOut,
+             responses=responses(401, 403, 409, 422))
+def two_factor_recovery_codes(body: TwoFactorCodeIn, request: Request, response: Response, db: DB,
+                              user: CurrentUser) -> RecoveryCodesOut:
+    """Ten new recovery codes for a current code; the old ones stop working."""
+    response.headers["Cache-Control"] = "no-store"
+    return RecoveryCodesOut(recovery_codes=two_factor.regenerate_recovery_codes(db, user, body.code,
+                                                                                ip=client_ip(request)))
+
+
+@router.post("/me/two-factor/disable", status_code=204, responses=responses(401, 403, 409, 422))
+def two_factor_disable(body: TwoFactorDisableIn, request: Request, db: DB, user: CurrentUser) -> Response:
+    """Turns two-factor sign-in off: the password and a current code (or a recovery code)."""
+    two_factor.disable(db, user, body.password, body.code, ip=client_ip(request))
+    return Response(status_code=204)
+
+
+@router.delete("/users/{user_id}/two-factor", status_code=204, responses=responses(401, 403, 404, 409))
+def two_factor_reset(user_id: int, request: Request, db: DB, user: CurrentUser) -> Response:
+    """Admins only: turns a person's two-factor sign-in off (a lost phone). Audited."""
+    from peerlift.identity.models import Role
+    from peerlift.policy import require_role
+
+    require_role(user, {Role.admin}, "reset two-factor sign-in")
+    target = db.get(User, user_id)
+    if target is None:
+        raise NotFound("No person with that id.", field="user_id")
+    two_factor.reset(db, user, target, ip=client_ip(request))
     return Response(status_code=204)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Index, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Enum, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from peerlift.db import Base, UTCDateTime, utcnow
@@ -33,6 +33,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=20), default=Role.participant)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When two-factor sign-in was turned on; the secret lives in ``TwoFactor``. Kept here so that
+    # every request knows, without another query, whether a person's role still needs it.
+    two_factor_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     @property
     def first_name(self) -> str:
@@ -116,3 +119,42 @@ class PasswordReset(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TwoFactor(Base):
+    """A person's TOTP secret: being set up while ``User.two_factor_enabled_at`` is empty, in use after.
+    ``last_step`` is the newest time step whose code was accepted: no code is accepted twice."""
+
+    __tablename__ = "two_factor"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class RecoveryCode(Base):
+    """A single-use code for signing in without the authenticator. Only a hash of it is stored."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TwoFactorChallenge(Base):
+    """The half-way state of a sign-in: the password was right, a code is still owed. Short-lived,
+    a few attempts, bound to one person; only a hash of its token is stored."""
+
+    __tablename__ = "two_factor_challenge"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    ip_address: Mapped[str] = mapped_column(String(64), default="")

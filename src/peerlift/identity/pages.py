@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from peerlift.errors import PeerliftError
-from peerlift.identity import service
+from peerlift.identity import service, two_factor
 from peerlift.settings import get_settings
 from peerlift.web.deps import DB, CurrentUser, OptionalUser, client_ip, get_auth, local_path
-from peerlift.web.session_cookie import clear_session_cookie, set_session_cookie
+from peerlift.web.session_cookie import (
+    CHALLENGE_COOKIE,
+    clear_challenge_cookie,
+    clear_session_cookie,
+    set_challenge_cookie,
+    set_session_cookie,
+)
 from peerlift.web.templating import page
 
 router = APIRouter(include_in_schema=False)
@@ -27,7 +34,9 @@ def _signed_in(request: Request, db, user, target: str) -> RedirectResponse:
     token, _auth = service.start_session(db, user, ip=client_ip(request),
                                          user_agent=request.headers.get("user-agent", ""),
                                          days=get_settings().session_days)
-    response = RedirectResponse(_safe_next(target), status_code=303)
+    # A person who must set up two-factor sign-in goes straight there (nothing else is open to them).
+    response = RedirectResponse("/profile/two-factor" if two_factor.needs_setup(user) else _safe_next(target),
+                                status_code=303)
     set_session_cookie(response, token)
     return response
 
@@ -52,7 +61,40 @@ def login(request: Request, db: DB, email: Annotated[str, Form(max_length=254)] 
     except PeerliftError as exc:
         return page(request, "login.html", {"next": _safe_next(next), "email": email, "error": exc.message},
                     status_code=exc.status_code)
+    if two_factor.is_enabled(user):
+        token, _challenge = two_factor.start_challenge(db, user, ip=client_ip(request))
+        response = RedirectResponse(f"/login/two-factor?next={quote(_safe_next(next))}", status_code=303)
+        set_challenge_cookie(response, token, int(two_factor.CHALLENGE_VALID.total_seconds()))
+        return response
     return _signed_in(request, db, user, next)
+
+
+@router.get("/login/two-factor")
+def login_two_factor_form(request: Request, user: OptionalUser, next: str | None = None):
+    if user:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    if not request.cookies.get(CHALLENGE_COOKIE):
+        return RedirectResponse("/login", status_code=303)
+    return page(request, "login_two_factor.html", {"next": _safe_next(next)})
+
+
+@router.post("/login/two-factor")
+def login_two_factor(request: Request, db: DB, code: Annotated[str, Form(max_length=64)] = "",
+                     next: Annotated[str, Form()] = "/circles"):
+    try:
+        user = two_factor.complete_sign_in(db, request.cookies.get(CHALLENGE_COOKIE, ""), code, client_ip(request))
+    except PeerliftError as exc:
+        gone = isinstance(exc, (two_factor.ChallengeInvalid, two_factor.ChallengeExpired)) \
+            or getattr(exc, "challenge_ended", False)
+        response = page(request, "login_two_factor.html", {
+            "next": _safe_next(next), "error": exc.message,
+            "start_again": gone or isinstance(exc, service.TooManyAttempts)}, status_code=exc.status_code)
+        if gone:
+            clear_challenge_cookie(response)
+        return response
+    response = _signed_in(request, db, user, next)
+    clear_challenge_cookie(response)
+    return response
 
 
 @router.post("/logout")
@@ -68,7 +110,8 @@ def profile(request: Request, db: DB, user: CurrentUser, saved: int = 0, withdra
     from peerlift.research.pages import my_studies
 
     return page(request, "profile.html", {"timezones": TIMEZONES, "saved": bool(saved),
-                                          "withdrawn": bool(withdrawn), "studies": my_studies(db, user)})
+                                          "withdrawn": bool(withdrawn), "studies": my_studies(db, user),
+                                          "two_factor": two_factor.status(db, user)})
 
 
 @router.post("/profile")
@@ -81,7 +124,8 @@ def save_profile(request: Request, db: DB, user: CurrentUser,
         service.update_profile(db, user, display_name=display_name, pronouns=pronouns, bio=bio, timezone=timezone)
     except PeerliftError as exc:
         db.rollback()
-        return page(request, "profile.html", {"timezones": TIMEZONES, "error": exc.message, "field": exc.field},
+        return page(request, "profile.html", {"timezones": TIMEZONES, "error": exc.message, "field": exc.field,
+                                              "two_factor": two_factor.status(db, user)},
                     status_code=exc.status_code)
     return RedirectResponse("/profile?saved=1", status_code=303)
 
@@ -94,7 +138,8 @@ def change_password(request: Request, db: DB, user: CurrentUser,
         service.change_password(db, user, current_password, new_password)
     except PeerliftError as exc:
         db.rollback()
-        return page(request, "profile.html", {"timezones": TIMEZONES, "password_error": exc.message},
+        return page(request, "profile.html", {"timezones": TIMEZONES, "password_error": exc.message,
+                                              "two_factor": two_factor.status(db, user)},
                     status_code=exc.status_code)
     return RedirectResponse("/profile?saved=1", status_code=303)
 
@@ -177,3 +222,103 @@ def revoke_session(request: Request, session_id: int, db: DB, user: CurrentUser)
         clear_session_cookie(response)
         return response
     return RedirectResponse("/profile/sessions", status_code=303)
+
+
+# --- two-factor sign-in ------------------------------------------------------------------------
+
+def _two_factor_page(request: Request, db, user, status_code: int = 200, **context):
+    row = two_factor.pending_setup(db, user)
+    setup = None
+    if row is not None:
+        uri = two_factor.provisioning_uri(user, row.secret)
+        setup = {"qr": two_factor.qr_data_uri(uri), "secret": two_factor.grouped(row.secret)}
+    response = page(request, "two_factor.html", {"status": two_factor.status(db, user), "setup": setup,
+                                                  **context}, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"  # the key being set up stays out of caches
+    return response
+
+
+def _codes_page(request: Request, codes: list[str], enabled: bool):
+    response = page(request, "two_factor_codes.html", {"codes": codes, "enabled": enabled})
+    response.headers["Cache-Control"] = "no-store"  # shown once: not kept by the browser either
+    return response
+
+
+@router.get("/profile/two-factor")
+def two_factor_settings(request: Request, db: DB, user: CurrentUser, disabled: int = 0):
+    return _two_factor_page(request, db, user, disabled=bool(disabled))
+
+
+@router.post("/profile/two-factor/setup")
+def two_factor_setup(request: Request, db: DB, user: CurrentUser):
+    try:
+        two_factor.start_setup(db, user)
+    except PeerliftError as exc:
+        db.rollback()
+        return _two_factor_page(request, db, user, exc.status_code, error=exc.message)
+    return RedirectResponse("/profile/two-factor#confirm", status_code=303)
+
+
+@router.post("/profile/two-factor/confirm")
+def two_factor_confirm(request: Request, db: DB, user: CurrentUser, code: Annotated[str, Form(max_length=64)] = ""):
+    try:
+        codes = two_factor.confirm_setup(db, user, code, ip=client_ip(request))
+    except PeerliftError as exc:
+        db.rollback()
+        return _two_factor_page(request, db, user, exc.status_code, error=exc.message, field=exc.field)
+    return _codes_page(request, codes, enabled=True)
+
+
+@router.post("/profile/two-factor/recovery-codes")
+def two_factor_recovery_codes(request: Request, db: DB, user: CurrentUser,
+                              code: Annotated[str, Form(max_length=64)] = ""):
+    try:
+        codes = two_factor.regenerate_recovery_codes(db, user, code, ip=client_ip(request))
+    except PeerliftError as exc:
+        db.rollback()
+        return _two_factor_page(request, db, user, exc.status_code, codes_error=exc.message)
+    return _codes_page(request, codes, enabled=False)
+
+
+@router.post("/profile/two-factor/disable")
+def two_factor_disable(request: Request, db: DB, user: CurrentUser,
+                       password: Annotated[str, Form(max_length=256)] = "",
+                       code: Annotated[str, Form(max_length=64)] = ""):
+    try:
+        two_factor.disable(db, user, password, code, ip=client_ip(request))
+    except PeerliftError as exc:
+        db.rollback()
+        return _two_factor_page(request, db, user, exc.status_code, disable_error=exc.message)
+    return RedirectResponse("/profile/two-factor?disabled=1", status_code=303)
+
+
+@router.get("/admin/two-factor")
+def admin_two_factor_form(request: Request, user: CurrentUser):
+    from peerlift.identity.models import Role
+    from peerlift.policy import require_role
+
+    require_role(user, {Role.admin}, "reset two-factor sign-in")
+    return page(request, "admin_two_factor.html", {"email": ""})
+
+
+@router.post("/admin/two-factor/reset")
+def admin_two_factor_reset(request: Request, db: DB, user: CurrentUser,
+                           email: Annotated[str, Form(max_length=254)] = ""):
+    from sqlalchemy import select
+
+    from peerlift.errors import NotFound
+    from peerlift.identity.models import Role, User
+    from peerlift.policy import require_role
+
+    require_role(user, {Role.admin}, "reset two-factor sign-in")
+    try:
+        target = db.scalar(select(User).where(User.email == email.strip().lower()))
+        if target is None:
+            raise NotFound("No account has that email address.", field="email")
+        name = target.display_name
+        two_factor.reset(db, user, target, ip=client_ip(request))
+    except PeerliftError as exc:
+        db.rollback()
+        return page(request, "admin_two_factor.html", {"email": email, "error": exc.message},
+                    status_code=exc.status_code)
+    return page(request, "admin_two_factor.html", {"email": "", "done": name})

@@ -154,8 +154,13 @@ def check_login_allowed(session: Session, email: str, ip: str) -> None:
                                   f"{settings.login_window_minutes} minutes.")
 
 
-def record_login_failure(session: Session, email: str, ip: str) -> None:
+def count_login_failure(session: Session, email: str, ip: str) -> None:
+    """A failed sign-in that counts toward throttling (a wrong password, or a wrong second-factor code)."""
     session.add(LoginFailure(email_hash=_email_hash(email), ip_address=ip[:64]))
+
+
+def record_login_failure(session: Session, email: str, ip: str) -> None:
+    count_login_failure(session, email, ip)
     audit(session, None, "login.failed", "user", None, ip=ip[:64], detail=f"account {_email_hash(email)[:12]}")
 
 
@@ -192,6 +197,13 @@ def authenticate(session: Session, email: str, password: str) -> User:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
+
+
+def password_matches(user: User, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def start_session(session: Session, user: User, *, ip: str = "", user_agent: str = "",

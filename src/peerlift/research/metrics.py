@@ -41,7 +41,7 @@ COUNTED = {"post.created": "posts", "comment.created": "comments", "reaction.add
 # Events that are not the person engaging (account and membership housekeeping); every other event
 # a participant is the actor of makes that day an active day.
 NOT_ACTIVITY = ("user.created", "member.joined", "member.left", "member.role_changed", "password.reset",
-                "password.changed", "notification_settings.updated")
+                "password.changed", "notification_settings.updated", "two_factor.enabled", "two_factor.disabled")
 STAFF_ROLES = (CircleRole.facilitator, CircleRole.clinician)
 BATCH = 100_000
 

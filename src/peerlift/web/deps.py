@@ -21,8 +21,11 @@ ANON_CSRF_COOKIE = "peerlift_csrf"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # JSON-only sign-in routes: a cross-site form cannot send application/json, and the
 # caller has no token yet. Everything else that writes needs the token.
-CSRF_EXEMPT = {"/api/v1/auth/login", "/api/v1/auth/signup", "/api/v1/auth/password/forgot",
-               "/api/v1/auth/password/reset"}
+CSRF_EXEMPT = {"/api/v1/auth/login", "/api/v1/auth/login/two-factor", "/api/v1/auth/signup",
+               "/api/v1/auth/password/forgot", "/api/v1/auth/password/reset"}
+# What a person whose role needs two-factor sign-in, and who has not set it up, may still reach.
+TWO_FACTOR_SETUP_PATHS = ("/profile/two-factor", "/api/v1/me/two-factor")
+TWO_FACTOR_SETUP_OPEN = {"/logout", "/api/v1/auth/logout"}
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -71,14 +74,29 @@ def get_auth(request: Request, db: DB) -> AuthSession | None:
     return request.state.auth
 
 
+def _two_factor_gate(request: Request, user: User) -> None:
+    """A person whose role needs two-factor sign-in reaches only its set-up until it is on
+    (pages are sent there; the API answers 403 ``two_factor_required``)."""
+    from peerlift.identity import two_factor
+
+    path = request.url.path
+    if two_factor.needs_setup(user) and path not in TWO_FACTOR_SETUP_OPEN \
+            and not path.startswith(TWO_FACTOR_SETUP_PATHS):
+        raise two_factor.TwoFactorSetupRequired(two_factor.SETUP_MESSAGE)
+
+
 # These two do no I/O: async, so FastAPI does not hop to a worker thread for them.
-async def optional_user(auth: Annotated[AuthSession | None, Depends(get_auth)]) -> User | None:
-    return auth.user if auth else None
+async def optional_user(request: Request, auth: Annotated[AuthSession | None, Depends(get_auth)]) -> User | None:
+    if auth is None:
+        return None
+    _two_factor_gate(request, auth.user)
+    return auth.user
 
 
-async def current_user(auth: Annotated[AuthSession | None, Depends(get_auth)]) -> User:
+async def current_user(request: Request, auth: Annotated[AuthSession | None, Depends(get_auth)]) -> User:
     if auth is None:
         raise NotAuthenticated("Sign in first.")
+    _two_factor_gate(request, auth.user)
     return auth.user
 
 

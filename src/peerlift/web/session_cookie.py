@@ -17,3 +17,17 @@ def set_session_cookie(response: Response, token: str) -> None:
 def clear_session_cookie(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/", secure=get_settings().secure_cookies, httponly=True,
                            samesite="lax")
+
+
+# The half-way state of a sign-in in a browser: the password was right, a code is owed.
+CHALLENGE_COOKIE = "peerlift_2fa"
+
+
+def set_challenge_cookie(response: Response, token: str, seconds: int) -> None:
+    response.set_cookie(CHALLENGE_COOKIE, token, max_age=seconds, httponly=True,
+                        secure=get_settings().secure_cookies, samesite="lax", path="/login")
+
+
+def clear_challenge_cookie(response: Response) -> None:
+    response.delete_cookie(CHALLENGE_COOKIE, path="/login", secure=get_settings().secure_cookies, httponly=True,
+                           samesite="lax")
