@@ -236,6 +236,40 @@ def inbox_card_access(session: Session, user: User, card_id: int):
     return card
 
 
+# --- protocols -------------------------------------------------------------------------------------
+
+def runs_protocols_by_role(session: Session, user: User, arm_id: int | None) -> bool:
+    """Whether ``user`` runs protocols (assigns, migrates, reads fidelity) in a circle of ``arm_id`` or
+    in the arm itself by their account's role rather than as the circle's facilitator: admins
+    anywhere; researchers in the arms of the studies they research, and in circles outside any study.
+    A researcher of another study has no reach into this one."""
+    from peerlift.research.models import Arm, StudyMember, StudyRole
+
+    if user.role == Role.admin:
+        return True
+    if user.role != Role.researcher:
+        return False
+    if arm_id is None:
+        return True
+    return session.scalar(
+        select(StudyMember.id).join(Arm, Arm.study_id == StudyMember.study_id)
+        .where(Arm.id == arm_id, StudyMember.user_id == user.id, StudyMember.role == StudyRole.researcher)
+    ) is not None
+
+
+def protocol_arm(session: Session, user: User, arm_id: int, action: str):
+    """An arm whose circles ``user`` runs protocols in: researchers of its study and admins. Other roles
+    are refused by role (403); a researcher of another study gets a 404, like an arm that does not exist."""
+    from peerlift.research.models import Arm
+
+    if user.role not in (Role.researcher, Role.admin):
+        raise Forbidden(f"Researchers and admins {action}.")
+    arm = session.get(Arm, arm_id)
+    if arm is None or not runs_protocols_by_role(session, user, arm.id):
+        raise _not_found("arm", "arm_id")
+    return arm
+
+
 # --- studies ---------------------------------------------------------------------------------------
 
 CAN_CREATE_STUDY_ROLES = {Role.researcher, Role.admin}

@@ -12,6 +12,7 @@ from peerlift.community.models import Message, Post
 from peerlift.delivery.models import ScheduledDelivery
 from peerlift.notify.models import Notification
 from peerlift.protocols.models import Assignment, PlannedDelivery, PlannedStatus
+from peerlift.research.models import StudyMember, StudyRole
 from tests.conftest import assert_error, count_rows, run_due
 
 PROTOCOL = """\
@@ -196,6 +197,9 @@ def test_fidelity_report(world, client_for):
     page = coach.get(f"/circles/{world.circle.id}/protocol")
     assert page.status_code == 200 and "planned versus delivered" in page.text and "60 min late" in page.text
     researcher = client_for(world.researcher)
+    assert_error(researcher.get(f"/api/v1/arms/{world.arm_a.id}/fidelity"), 404)  # not on the trial's team yet
+    with dbmod.transaction() as s:
+        s.add(StudyMember(study_id=world.study.id, user_id=world.researcher.id, role=StudyRole.researcher))
     arm = researcher.get(f"/api/v1/arms/{world.arm_a.id}/fidelity").json()
     assert arm["total"] == report["total"]
     assert count_rows(Assignment) == 1 and assignment["id"] == 1

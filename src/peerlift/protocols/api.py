@@ -11,11 +11,10 @@ from sqlalchemy import select
 
 from peerlift.errors import Forbidden, NotFound, responses
 from peerlift.identity.models import Role
-from peerlift.policy import circle_access
+from peerlift.policy import circle_access, protocol_arm
 from peerlift.protocols import fidelity, service
 from peerlift.protocols.fhir import to_bundle
 from peerlift.protocols.models import Assignment, ProtocolVersion
-from peerlift.research.models import Arm
 from peerlift.web.deps import DB, CurrentUser
 
 router = APIRouter(prefix="/api/v1", tags=["protocols"])
@@ -149,11 +148,7 @@ def assign(circle_id: int, body: AssignIn, db: DB, user: CurrentUser):
 @router.post("/arms/{arm_id}/assignments", response_model=list[AssignmentOut], status_code=201,
              responses=R(401, 403, 404, 409, 422))
 def assign_arm(arm_id: int, body: AssignIn, db: DB, user: CurrentUser):
-    if user.role not in (Role.researcher, Role.admin):
-        raise Forbidden("Researchers and admins assign protocols to arms.")
-    arm = db.get(Arm, arm_id)
-    if arm is None:
-        raise NotFound("No arm with that id.", field="arm_id")
+    arm = protocol_arm(db, user, arm_id, "assign protocols to arms")
     return service.assign_arm(db, user, arm, _version(db, body.protocol_version_id), body.start_date)
 
 
@@ -175,8 +170,5 @@ def circle_fidelity(circle_id: int, db: DB, user: CurrentUser):
 
 @router.get("/arms/{arm_id}/fidelity", response_model=FidelityOut, responses=R(401, 403, 404))
 def arm_fidelity(arm_id: int, db: DB, user: CurrentUser):
-    if user.role not in (Role.researcher, Role.admin):
-        raise Forbidden("Researchers and admins read an arm's fidelity.")
-    if db.get(Arm, arm_id) is None:
-        raise NotFound("No arm with that id.", field="arm_id")
+    protocol_arm(db, user, arm_id, "read an arm's fidelity")
     return fidelity.report(db, arm_id=arm_id).as_dict()

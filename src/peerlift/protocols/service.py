@@ -81,16 +81,22 @@ def register(session: Session, source: str, actor: User | None, filename: str = 
 # --- who may run protocols in a circle -------------------------------------------------------------
 
 def manager_access(session: Session, user: User, space_id: int) -> Space:
-    """The circle, if ``user`` may assign protocols there and read its fidelity."""
+    """The circle, if ``user`` may assign protocols there and read its fidelity: its facilitators, the
+    researchers of its study and admins (``policy.runs_protocols_by_role``). Its other members get a
+    403; anyone else a 404, like a circle that does not exist."""
+    from peerlift.policy import runs_protocols_by_role
+
     space = session.get(Space, space_id)
     membership = session.scalar(select(Membership).where(Membership.space_id == space_id,
                                                          Membership.user_id == user.id))
-    if space is None or (membership is None and user.role not in (Role.researcher, Role.admin)):
+    if space is None:
         raise NotFound("No circle with that id.", field="circle_id")
     if membership is not None and membership.role == CircleRole.facilitator:
         return space
-    if user.role in (Role.researcher, Role.admin):
+    if runs_protocols_by_role(session, user, space.arm_id):
         return space
+    if membership is None:
+        raise NotFound("No circle with that id.", field="circle_id")
     raise Forbidden("Only the circle's facilitators, researchers and admins run protocols.")
 
 
