@@ -40,7 +40,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyotp
+
 from peerlift.tracking.instruments import SHIPPED_DIR
+from peerlift.web.session_cookie import CHALLENGE_COOKIE
 from tests.conftest import PASSWORD
 from tests.security.world import SECTIONS, WALK_PROTOCOL
 
@@ -112,6 +115,13 @@ TABLE: dict[str, dict[str, str]] = {
     "GET /api/v1/users/{user_id}": CIRCLE,
     "GET /api/v1/me/sessions": SIGNED,
     "DELETE /api/v1/me/sessions/{session_id}": OWNER,
+    "POST /api/v1/auth/login/two-factor": PUBLIC,
+    "GET /api/v1/me/two-factor": SIGNED,
+    "POST /api/v1/me/two-factor/setup": SIGNED,
+    "POST /api/v1/me/two-factor/confirm": SIGNED,
+    "POST /api/v1/me/two-factor/recovery-codes": SIGNED,
+    "POST /api/v1/me/two-factor/disable": SIGNED,
+    "DELETE /api/v1/users/{user_id}/two-factor": roles("admin"),
     # --- community (API) ---
     "GET /api/v1/circles": SIGNED,
     "POST /api/v1/circles": roles("coach", "other_coach", "admin"),
@@ -245,6 +255,15 @@ TABLE: dict[str, dict[str, str]] = {
     "POST /password/reset/{token}": PUBLIC,
     "GET /profile/sessions": SIGNED,
     "POST /profile/sessions/{session_id}/revoke": OWNER,
+    "GET /login/two-factor": PUBLIC,
+    "POST /login/two-factor": PUBLIC,
+    "GET /profile/two-factor": SIGNED,
+    "POST /profile/two-factor/setup": SIGNED,
+    "POST /profile/two-factor/confirm": SIGNED,
+    "POST /profile/two-factor/recovery-codes": SIGNED,
+    "POST /profile/two-factor/disable": SIGNED,
+    "GET /admin/two-factor": roles("admin"),
+    "POST /admin/two-factor/reset": roles("admin"),
     # --- community (pages) ---
     "GET /circles": SIGNED,
     "GET /circles/new": roles("coach", "other_coach", "admin"),
@@ -362,6 +381,11 @@ def requests_for(o) -> dict[str, dict]:
     instrument = (SHIPPED_DIR / "who5.yaml").read_text().replace("key: who5", "key: wellbeing5")
     return {
         "POST /api/v1/auth/login": {"json": {"email": o.dora.email, "password": PASSWORD}},
+        "POST /api/v1/auth/login/two-factor": {"json": {"challenge": o.challenge_token,
+                                                        "code": pyotp.TOTP(o.two_factor_secret).now()}},
+        "POST /api/v1/me/two-factor/confirm": {"json": {"code": "123456"}},
+        "POST /api/v1/me/two-factor/recovery-codes": {"json": {"code": "123456"}},
+        "POST /api/v1/me/two-factor/disable": {"json": {"password": PASSWORD, "code": "123456"}},
         "POST /api/v1/auth/signup": {"json": {"token": o.invitation_token, "email": "newcomer@example.test",
                                               "password": "a long new password", "display_name": "New Comer",
                                               "timezone": "Europe/London"}},
@@ -431,6 +455,12 @@ def requests_for(o) -> dict[str, dict]:
                                                                       "reason": "Training"}},
         # pages
         "POST /login": {"data": {"email": o.dora.email, "password": PASSWORD}},
+        "POST /login/two-factor": {"data": {"code": pyotp.TOTP(o.two_factor_secret).now()},
+                                   "cookies": {CHALLENGE_COOKIE: o.challenge_token}},
+        "POST /profile/two-factor/confirm": {"data": {"code": "123456"}},
+        "POST /profile/two-factor/recovery-codes": {"data": {"code": "123456"}},
+        "POST /profile/two-factor/disable": {"data": {"password": PASSWORD, "code": "123456"}},
+        "POST /admin/two-factor/reset": {"data": {"email": o.dora.email}},
         "POST /profile": {"data": {"display_name": "Renamed Person", "timezone": "Europe/London"}},
         "POST /profile/password": {"data": {"current_password": PASSWORD, "new_password": "a long new password"}},
         "POST /join/{token}": {"data": {"email": "joiner@example.test", "password": "a long new password",

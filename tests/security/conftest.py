@@ -55,8 +55,13 @@ class Arena:
             client.cookies.set(name, value)
         return client
 
-    def send(self, subject: str, method: str, url: str, **kwargs):
-        return self.client(subject).request(method, url, **kwargs)
+    def send(self, subject: str, method: str, url: str, *, cookies: dict | None = None, **kwargs):
+        """One request as the subject; ``cookies`` are added to theirs for this request only (the
+        client's own cookies are set again before the next one)."""
+        client = self.client(subject)
+        for name, value in (cookies or {}).items():
+            client.cookies.set(name, value)
+        return client.request(method, url, **kwargs)
 
     def stream(self, subject: str):
         """The subject's live stream, open (a context manager: leaving it hangs up)."""

@@ -53,6 +53,8 @@ class Objects:
     invitation_token: str            # to join circle
     study_token: str                 # to take part in the trial
     reset_token: str                 # dora's password reset
+    two_factor_secret: str           # tess signs in with two-factor: her app's key
+    challenge_token: str             # her password was right; a code is awaited
     other_posts: dict = field(default_factory=dict)  # other_circle (arm B): carol's post, comment, poll
 
     @property
@@ -84,7 +86,10 @@ def build_objects(s: Session) -> Objects:
     from peerlift.community import service as community
     from peerlift.community.models import CircleRole, Poll, PollOption
     from peerlift.cues.models import InboxCard
+    import pyotp
+
     from peerlift.identity import service as identity
+    from peerlift.identity import two_factor
     from peerlift.identity.models import PasswordReset, Role
     from peerlift.policy import circle_access
     from peerlift.protocols import service as protocols
@@ -134,6 +139,11 @@ def build_objects(s: Session) -> Objects:
     invitation_token, _ = identity.create_invitation(s, space_id=w.circle.id, created_by=w.coach, days_valid=7,
                                                      max_uses=30)
     reset_token = secrets.token_urlsafe(32)
+    tess = create_user(s, "Tess Twofactor")
+    two_factor_row = two_factor.start_setup(s, tess)
+    two_factor.confirm_setup(s, tess, pyotp.TOTP(two_factor_row.secret).at(dt.datetime.now(dt.UTC)
+                                                                             - dt.timedelta(seconds=30)))
+    challenge_token, _ = two_factor.start_challenge(s, tess)
     s.add(PasswordReset(token_hash=identity.token_hash(reset_token), user_id=dora.id,
                         expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)))
 
@@ -172,7 +182,7 @@ def build_objects(s: Session) -> Objects:
         assignment_id=assignment.id,
         review_item_id=flag.review_item_id, escalation_id=escalation_id, request_id=request.id, card_id=card.id,
         enrolment_id=enrolment.id, invitation_token=invitation_token, study_token=study_token,
-        reset_token=reset_token,
+        reset_token=reset_token, two_factor_secret=two_factor_row.secret, challenge_token=challenge_token,
         other_posts={"post_id": carol_post.id, "comment_id": carol_comment.id,
                      "poll_id": s.scalar(select(Poll.id).where(Poll.post_id == carol_poll.id))},
     )
