@@ -175,6 +175,12 @@ def visible_user(session: Session, viewer: User, user_id: int) -> User:
     return shared
 
 
+def require_admin(user: User) -> None:
+    """Admin pages (the audit trail): to anyone else they do not exist, like an unknown address."""
+    if user.role != Role.admin:
+        raise NotFound("Nothing here.")
+
+
 # --- self-monitoring and questionnaires ---------------------------------------------------------
 
 CAN_DEFINE_MEASURES_ROLES = {Role.researcher, Role.admin}

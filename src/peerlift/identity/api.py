@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel
-from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query, Request, Response
 
 from peerlift.errors import NotFound, responses
-from peerlift.identity import service, two_factor
+from peerlift.identity import audit, service, two_factor
 from peerlift.identity.models import User
 from peerlift.identity.schemas import (
     ChallengeOut,
@@ -30,7 +30,7 @@ from peerlift.identity.schemas import (
 )
 from peerlift.policy import visible_user
 from peerlift.settings import get_settings
-from peerlift.web.deps import DB, CurrentUser, client_ip, get_auth
+from peerlift.web.deps import DB, AdminUser, CurrentUser, client_ip, get_auth
 from peerlift.web.session_cookie import clear_session_cookie, set_session_cookie
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -200,3 +200,88 @@ def two_factor_reset(user_id: int, request: Request, db: DB, user: CurrentUser) 
         raise NotFound("No person with that id.", field="user_id")
     two_factor.reset(db, user, target, ip=client_ip(request))
     return Response(status_code=204)
+# --- the audit trail ----------------------------------------------------------------------------------
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: dt.datetime
+    actor_id: int | None
+    actor_handle: str | None
+    actor_name: str | None
+    action: str
+    object_type: str
+    object_id: int | None
+    subject_id: int | None = Field(description="Whose data was read (reads of clinical data)")
+    subject_handle: str | None
+    subject_name: str | None
+    ip_address: str
+    detail: str
+
+
+class AuditPageOut(BaseModel):
+    entries: list[AuditEntryOut]
+    next_before: int | None = Field(description="Pass as `before` for the next, older page; null on the last")
+
+
+class AuditVerifyOut(BaseModel):
+    intact: bool
+    checked: int = Field(description="Entries found intact (before the break, if there is one)")
+    broken_entry_id: int | None
+    problem: str | None
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+@router.get("/admin/audit", response_model=AuditPageOut, responses=responses(401, 404, 422))
+def search_audit(db: DB, user: AdminUser,
+                 actor: str = Query("", max_length=254, description="Handle, email address or account id"),
+                 action: str = Query("", max_length=64, description="The start of the action, e.g. read."),
+                 object_type: str = Query("", max_length=32),
+                 object_id: int | None = Query(None, ge=0, le=audit.MAX_ID),
+                 subject: str = Query("", max_length=254, description="Whose data was read: handle, email or id"),
+                 since: dt.datetime | None = Query(None, description="From this moment (UTC unless an offset is given)"),
+                 until: dt.datetime | None = Query(None, description="Before this moment"),
+                 ip: str = Query("", max_length=64, description="The start of the client address"),
+                 before: int | None = Query(None, ge=1, le=audit.MAX_ID, description="Entries older than this id"),
+                 limit: int = Query(50, ge=1, le=200)) -> AuditPageOut:
+    """The audit trail, newest first, for admins (anyone else: 404)."""
+    filters = audit.Filters(actor=actor, action=action, object_type=object_type, object_id=object_id,
+                            subject=subject, since=_utc(since), until=_utc(until), ip=ip)
+    entries, next_before = audit.search(db, filters, before=before, limit=limit)
+    return AuditPageOut(entries=[AuditEntryOut(**e.__dict__) for e in entries], next_before=next_before)
+
+
+@router.get("/admin/audit/verify", response_model=AuditVerifyOut, responses=responses(401, 404))
+def verify_audit(user: AdminUser) -> AuditVerifyOut:
+    """Walk the whole hash chain (seconds for a large trail)."""
+    checked, broken = audit.verify_trail()
+    return AuditVerifyOut(intact=broken is None, checked=checked,
+                          broken_entry_id=broken.entry_id if broken else None,
+                          problem=broken.problem if broken else None)
+
+
+class AccessEntryOut(BaseModel):
+    id: int
+    at: dt.datetime
+    viewer_name: str
+    viewer_role: str
+    action: str
+    what: str
+
+
+class AccessLogOut(BaseModel):
+    entries: list[AccessEntryOut]
+    next_before: int | None = Field(description="Pass as `before` for the next, older page; null on the last")
+
+
+@router.get("/me/access-log", response_model=AccessLogOut, responses=responses(401, 422))
+def my_access_log(db: DB, user: CurrentUser,
+                  before: int | None = Query(None, ge=1, le=audit.MAX_ID, description="Entries older than this id"),
+                  limit: int = Query(50, ge=1, le=200)) -> AccessLogOut:
+    """Who else was shown your clinical data (tracking, questionnaires, safety, research), newest first."""
+    entries, next_before = audit.access_log(db, user.id, before=before, limit=limit)
+    return AccessLogOut(entries=[AccessEntryOut(**e.__dict__) for e in entries], next_before=next_before)

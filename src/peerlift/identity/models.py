@@ -78,9 +78,12 @@ class Invitation(Base):
 
 
 class AuditEntry(Base):
-    """Who did what to which object, when and from where."""
+    """Who did what to which object, when and from where; for a read of someone's clinical data,
+    also whose data it was (the subject)."""
 
     __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_subject_id_id", "subject_id", "id"),
+                      Index("ix_audit_entry_actor_id_id", "actor_id", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -90,6 +93,9 @@ class AuditEntry(Base):
     object_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ip_address: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+    # The person whose data was read. No foreign key: the chain covers this column, so removing an
+    # account must not rewrite the entries about them.
+    subject_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64), default="")  # the chain: see identity/audit.py
     hash: Mapped[str] = mapped_column(String(64), default="")
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
-from urllib.parse import quote
-from zoneinfo import available_timezones
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo, available_timezones
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 
-from peerlift.errors import PeerliftError
-from peerlift.identity import service, two_factor
+from peerlift.errors import InvalidInput, PeerliftError
+from peerlift.identity import audit, service, two_factor
 from peerlift.settings import get_settings
-from peerlift.web.deps import DB, CurrentUser, OptionalUser, client_ip, get_auth, local_path
+from peerlift.web.deps import DB, AdminUser, CurrentUser, OptionalUser, client_ip, get_auth, local_path
 from peerlift.web.session_cookie import (
     CHALLENGE_COOKIE,
     clear_challenge_cookie,
@@ -322,3 +323,66 @@ def admin_two_factor_reset(request: Request, db: DB, user: CurrentUser,
         return page(request, "admin_two_factor.html", {"email": email, "error": exc.message},
                     status_code=exc.status_code)
     return page(request, "admin_two_factor.html", {"email": "", "done": name})
+# --- the audit trail (admins) and a person's access log ------------------------------------------------
+
+AUDIT_FILTERS = ("actor", "action", "object_type", "object_id", "subject", "since", "until", "ip")
+Filter = Annotated[str, Query(max_length=254)]
+
+
+def _day(value: str, field: str, tz: str, *, after: bool = False) -> dt.datetime | None:
+    """The start of the day ``value`` (YYYY-MM-DD) in ``tz``; with ``after``, of the day after it."""
+    if not value.strip():
+        return None
+    try:
+        day = dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a date: write it as YYYY-MM-DD.", field=field)
+    if after:
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(), ZoneInfo(tz)).astimezone(dt.UTC)
+
+
+def _whole(value: str, field: str) -> int | None:
+    if not value.strip():
+        return None
+    if not (value.strip().isascii() and value.strip().isdigit()) or int(value) > audit.MAX_ID:
+        raise InvalidInput(f"{value!r} is not an id: write a whole number.", field=field)
+    return int(value)
+
+
+@router.get("/admin/audit")
+def audit_trail(request: Request, db: DB, user: AdminUser, actor: Filter = "", action: Filter = "",
+                object_type: Filter = "", object_id: Filter = "", subject: Filter = "", since: Filter = "",
+                until: Filter = "", ip: Filter = "", before: Filter = "", verify: int = 0):
+    """Search the audit trail, newest first; verifying the whole chain runs when asked for."""
+    given = {"actor": actor, "action": action, "object_type": object_type, "object_id": object_id,
+             "subject": subject, "since": since, "until": until, "ip": ip}
+    context: dict = {"form": given, "entries": [], "older": None, "newest": None, "error": None, "field": None,
+                     "checked": None, "broken": None, "filters": {k: v for k, v in given.items() if v}}
+    status = 200
+    try:
+        filters = audit.Filters(actor=actor, action=action, object_type=object_type,
+                                object_id=_whole(object_id, "object_id"), subject=subject,
+                                since=_day(since, "since", user.timezone),
+                                until=_day(until, "until", user.timezone, after=True), ip=ip)
+        entries, next_before = audit.search(db, filters, before=_whole(before, "before"))
+    except InvalidInput as exc:
+        context.update(error=exc.message, field=exc.field)
+        status = exc.status_code
+    else:
+        context["entries"] = entries
+        if next_before is not None:
+            context["older"] = "/admin/audit?" + urlencode({**context["filters"], "before": next_before})
+        if before:
+            context["newest"] = "/admin/audit?" + urlencode(context["filters"])
+    if verify:
+        context["checked"], context["broken"] = audit.verify_trail()
+    return page(request, "admin_audit.html", context, status_code=status)
+
+
+@router.get("/profile/access-log")
+def access_log(request: Request, db: DB, user: CurrentUser, before: int | None = Query(None, ge=1, le=audit.MAX_ID)):
+    entries, next_before = audit.access_log(db, user.id, before=before)
+    return page(request, "access_log.html", {
+        "entries": entries, "older": f"/profile/access-log?before={next_before}" if next_before else None,
+        "newest": "/profile/access-log" if before else None})

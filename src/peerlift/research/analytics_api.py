@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from peerlift.errors import responses
+from peerlift.identity.audit import Read, record_reads
 from peerlift.policy import study_for_analytics
 from peerlift.research import cost
 from peerlift.research.metrics import study_metrics
-from peerlift.web.deps import DB, CurrentUser
+from peerlift.web.deps import DB, CurrentUser, client_ip
 
 router = APIRouter(prefix="/api/v1", tags=["research"])
 
@@ -43,13 +44,17 @@ class AdjustmentOut(BaseModel):
 
 
 @router.get("/studies/{study_id}/metrics", response_model=MetricsOut, responses=responses(401, 404))
-def metrics(study_id: int, db: DB, user: CurrentUser):
+def metrics(request: Request, study_id: int, db: DB, user: CurrentUser):
+    """The study's figures, with each participant's own (which puts each reading on the audit trail)."""
     study = study_for_analytics(db, user, study_id)
     m = study_metrics(db, study)
     table, currency = cost.costs(db, study, m)
-    return MetricsOut(study=study.slug, participants=m.participants, circles=m.circles, arms=m.arms,
-                      retention=m.retention, fidelity=m.fidelity, costs=[row.as_dict() for row in table],
-                      currency=currency)
+    out = MetricsOut(study=study.slug, participants=m.participants, circles=m.circles, arms=m.arms,
+                     retention=m.retention, fidelity=m.fidelity, costs=[row.as_dict() for row in table],
+                     currency=currency)
+    record_reads(db, user.id, [Read("read.study_metrics", p["user_id"], "study", study.id, study.slug)
+                               for p in m.participants], ip=client_ip(request))
+    return out
 
 
 @router.post("/studies/{study_id}/cost-adjustments", response_model=AdjustmentOut, status_code=201,

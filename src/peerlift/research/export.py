@@ -38,6 +38,7 @@ from peerlift.community.models import Comment, Conversation, Membership, Message
 from peerlift.db import utcnow
 from peerlift.errors import Conflict, InvalidInput, NotFound
 from peerlift.events import Event
+from peerlift.identity.audit import Read, record_reads
 from peerlift.research.analytics_models import StudyKey
 from peerlift.research.models import (
     Allocation,
@@ -571,8 +572,10 @@ def check_destination(out: Path, force: bool) -> None:
 
 
 def export(session: Session, study_ref: str, fmt: str, out: Path, *, force: bool = False, free_text: bool = True,
-           arm: str | None = None, progress: Callable[[str], None] | None = None) -> dict:
-    """Write the export and return its manifest. Nothing is left at ``out`` if it fails."""
+           arm: str | None = None, progress: Callable[[str], None] | None = None,
+           actor_id: int | None = None) -> dict:
+    """Write the export and return its manifest. Nothing is left at ``out`` if it fails. Each
+    participant exported gets an entry on the audit trail (``actor_id`` None: the command line)."""
     say = progress or (lambda _what: None)
     if fmt not in FORMATS:
         raise InvalidInput(f"Unknown format {fmt!r}; use one of: {', '.join(FORMATS)}.", field="format")
@@ -607,6 +610,8 @@ def export(session: Session, study_ref: str, fmt: str, out: Path, *, force: bool
             say("DPRP sessions")
             counts["dprp.csv"] = write_dprp(cx, tmp / "dprp.csv", arm=arm)
         manifest = write_manifest(tmp, study, fmt, counts, {"free_text": free_text, "arm": arm})
+        record_reads(session, actor_id, [Read("read.research_export", user_id, "study", study.id, f"{fmt} export")
+                                         for user_id in cx.people.enrolments])
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from peerlift.errors import responses as R
+from peerlift.identity.audit import record_reads
 from peerlift.identity.models import Role
 from peerlift.policy import circle_access, require_role
 from peerlift.safety import pii, queries, service
 from peerlift.safety.triage import triage
-from peerlift.web.deps import DB, CurrentUser
+from peerlift.web.deps import DB, CurrentUser, client_ip
 
 router = APIRouter(prefix="/api/v1", tags=["safety"])
 STAFF = {Role.facilitator, Role.clinician, Role.researcher, Role.admin}
@@ -101,10 +102,13 @@ def flag(body: FlagIn, db: DB, user: CurrentUser):
 
 
 @router.get("/circles/{circle_id}/review", response_model=list[queries.ReviewView], responses=R(401, 403, 404))
-def review_queue(circle_id: int, db: DB, user: CurrentUser, status: Literal["open", "handled"] = "open"):
+def review_queue(request: Request, circle_id: int, db: DB, user: CurrentUser,
+                 status: Literal["open", "handled"] = "open"):
     access = circle_access(db, user, circle_id)
     _require_queue(access)
-    return queries.review_queue(db, access.space_id, status=status)
+    items = queries.review_queue(db, access.space_id, status=status)
+    record_reads(db, user.id, queries.review_reads(items), ip=client_ip(request))
+    return items
 
 
 def _require_queue(access) -> None:
@@ -133,24 +137,30 @@ def set_gating(circle_id: int, user_id: int, body: GatingIn, db: DB, user: Curre
 
 
 @router.get("/escalations", response_model=list[queries.EscalationView], responses=R(401, 403))
-def list_escalations(db: DB, user: CurrentUser, status: Literal["open", "resolved"] = "open"):
+def list_escalations(request: Request, db: DB, user: CurrentUser, status: Literal["open", "resolved"] = "open"):
     require_role(user, {Role.clinician, Role.admin}, "see escalations")
-    return queries.escalations(db, user, status=status)
+    return _shown(request, db, user, queries.escalations(db, user, status=status))
+
+
+def _shown(request: Request, db, user, views: list):
+    """Escalations answered to ``user``, once their reading is on the audit trail."""
+    record_reads(db, user.id, queries.escalation_reads(views), ip=client_ip(request))
+    return views
 
 
 @router.get("/escalations/{escalation_id}", response_model=queries.EscalationView, responses=R(401, 404))
-def get_escalation(escalation_id: int, db: DB, user: CurrentUser):
-    return queries.escalation(db, service.get_escalation(db, user, escalation_id))
+def get_escalation(request: Request, escalation_id: int, db: DB, user: CurrentUser):
+    return _shown(request, db, user, [queries.escalation(db, service.get_escalation(db, user, escalation_id))])[0]
 
 
 @router.post("/escalations/{escalation_id}/acknowledge", response_model=queries.EscalationView, responses=R(401, 404, 409))
-def acknowledge(escalation_id: int, db: DB, user: CurrentUser):
+def acknowledge(request: Request, escalation_id: int, db: DB, user: CurrentUser):
     escalation = service.acknowledge(db, user, service.get_escalation(db, user, escalation_id))
-    return queries.escalation(db, escalation)
+    return _shown(request, db, user, [queries.escalation(db, escalation)])[0]
 
 
 @router.post("/escalations/{escalation_id}/resolve", response_model=queries.EscalationView, responses=R(401, 404, 409, 422))
-def resolve(escalation_id: int, body: ResolveIn, db: DB, user: CurrentUser):
+def resolve(request: Request, escalation_id: int, body: ResolveIn, db: DB, user: CurrentUser):
     escalation = service.resolve(db, user, service.get_escalation(db, user, escalation_id), outcome=body.outcome,
                                  note=body.note)
-    return queries.escalation(db, escalation)
+    return _shown(request, db, user, [queries.escalation(db, escalation)])[0]

@@ -9,10 +9,11 @@ from fastapi.responses import RedirectResponse
 
 from peerlift.community.models import CircleRole
 from peerlift.errors import NotFound, PeerliftError
+from peerlift.identity.audit import record_reads
 from peerlift.identity.models import Role
 from peerlift.policy import circle_access, comment_access, post_access, require_role
 from peerlift.safety import queries, service
-from peerlift.web.deps import DB, CurrentUser, local_path
+from peerlift.web.deps import DB, CurrentUser, client_ip, local_path
 from peerlift.web.templating import page
 
 router = APIRouter(include_in_schema=False)
@@ -70,8 +71,10 @@ def review_queue(request: Request, circle_id: int, db: DB, user: CurrentUser, st
                  error: str = ""):
     access = _queue_access(db, user, circle_id)
     status = "handled" if status == "handled" else "open"
+    items = queries.review_queue(db, access.space_id, status=status)
+    record_reads(db, user.id, queries.review_reads(items), ip=client_ip(request))
     return page(request, "safety/review.html", {
-        "circle": access.space, "access": access, "items": queries.review_queue(db, access.space_id, status=status),
+        "circle": access.space, "access": access, "items": items,
         "status": status, "can_act": access.role != CircleRole.peer_supporter, "error": error,
         "gated": queries.gated_members(db, access.space_id)})
 
@@ -88,8 +91,10 @@ def act(request: Request, item_id: int, db: DB, user: CurrentUser, action: Annot
             raise
         db.rollback()
         access = _queue_access(db, user, circle_id)
+        items = queries.review_queue(db, access.space_id)
+        record_reads(db, user.id, queries.review_reads(items), ip=client_ip(request))
         return page(request, "safety/review.html", {
-            "circle": access.space, "access": access, "items": queries.review_queue(db, access.space_id),
+            "circle": access.space, "access": access, "items": items,
             "status": "open", "can_act": True, "error": exc.message,
             "gated": queries.gated_members(db, access.space_id)}, status_code=exc.status_code)
     return RedirectResponse(f"/circles/{circle_id}/review", status_code=303)
@@ -112,16 +117,22 @@ def set_premoderation(circle_id: int, db: DB, user: CurrentUser, on: Annotated[b
 @router.get("/safety/escalations")
 def escalations(request: Request, db: DB, user: CurrentUser):
     require_role(user, {Role.clinician, Role.admin}, "see escalations")
-    return page(request, "safety/escalations.html", {
-        "open": queries.escalations(db, user, status="open"),
-        "resolved": queries.escalations(db, user, status="resolved", limit=20)})
+    open_ = queries.escalations(db, user, status="open")
+    resolved = queries.escalations(db, user, status="resolved", limit=20)
+    record_reads(db, user.id, queries.escalation_reads(open_ + resolved), ip=client_ip(request))
+    return page(request, "safety/escalations.html", {"open": open_, "resolved": resolved})
+
+
+def _escalation_page(request: Request, db, user, escalation_id: int, *, error: str = "", status: int = 200):
+    view = queries.escalation(db, service.get_escalation(db, user, escalation_id))
+    record_reads(db, user.id, queries.escalation_reads([view]), ip=client_ip(request))
+    return page(request, "safety/escalation.html", {"e": view, "outcomes": service.OUTCOMES, "error": error},
+                status_code=status)
 
 
 @router.get("/safety/escalations/{escalation_id}")
 def escalation(request: Request, escalation_id: int, db: DB, user: CurrentUser, error: str = ""):
-    e = service.get_escalation(db, user, escalation_id)
-    return page(request, "safety/escalation.html", {"e": queries.escalation(db, e), "outcomes": service.OUTCOMES,
-                                                    "error": error})
+    return _escalation_page(request, db, user, escalation_id, error=error)
 
 
 @router.post("/safety/escalations/{escalation_id}/acknowledge")
@@ -131,9 +142,7 @@ def acknowledge(request: Request, escalation_id: int, db: DB, user: CurrentUser)
         service.acknowledge(db, user, e)
     except PeerliftError as exc:
         db.rollback()
-        e = service.get_escalation(db, user, escalation_id)
-        return page(request, "safety/escalation.html", {"e": queries.escalation(db, e), "outcomes": service.OUTCOMES,
-                                                        "error": exc.message}, status_code=exc.status_code)
+        return _escalation_page(request, db, user, escalation_id, error=exc.message, status=exc.status_code)
     return RedirectResponse(f"/safety/escalations/{escalation_id}", status_code=303)
 
 
@@ -145,7 +154,5 @@ def resolve(request: Request, escalation_id: int, db: DB, user: CurrentUser,
         service.resolve(db, user, e, outcome=outcome, note=note)
     except PeerliftError as exc:
         db.rollback()
-        e = service.get_escalation(db, user, escalation_id)
-        return page(request, "safety/escalation.html", {"e": queries.escalation(db, e), "outcomes": service.OUTCOMES,
-                                                        "error": exc.message}, status_code=exc.status_code)
+        return _escalation_page(request, db, user, escalation_id, error=exc.message, status=exc.status_code)
     return RedirectResponse("/safety/escalations", status_code=303)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from peerlift.community.models import Comment, Message, Post, Space
+from peerlift.identity.audit import Read
 from peerlift.identity.models import Role, User
 from peerlift.policy import AccessibleSpaceID
 from peerlift.safety.models import (
@@ -161,6 +162,16 @@ def risk_history(session: Session, user_id: int, limit: int = 30) -> list[dict]:
     history += [{"at": q.created_at, "level": q.band, "what": f"{q.instrument_key.upper()} score {q.total}",
                  "reasons": [f"alert: {a}" for a in q.alerts]} for q in scores]
     return sorted(history, key=lambda h: h["at"], reverse=True)[:limit]
+
+
+def escalation_reads(views: list[EscalationView]) -> list[Read]:
+    """What a list of escalations shows of each person it is about, for the audit trail."""
+    return [Read("read.escalation", v.subject_id, "escalation", v.id) for v in views]
+
+
+def review_reads(views: list[ReviewView]) -> list[Read]:
+    """What the review queue shows of each author (their writing with its triage and flags)."""
+    return [Read("read.review_queue", v.author_id, "review_item", v.id, f"circle {v.circle_id}") for v in views]
 
 
 def gated_members(session: Session, space_id: AccessibleSpaceID) -> set[int]:

@@ -6,15 +6,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from peerlift.errors import responses
+from peerlift.identity.audit import Read, record_reads
 from peerlift.policy import circle_access, questionnaire_request_access, tracking_subject
 from peerlift.tracking import queries, service
 from peerlift.tracking.measures import MeasureDef, all_measures
 from peerlift.tracking.scoring import score
-from peerlift.web.deps import DB, CurrentUser
+from peerlift.web.deps import DB, CurrentUser, client_ip
 
 router = APIRouter(prefix="/api/v1", tags=["tracking"])
 R = responses
@@ -207,10 +208,13 @@ def create_measure(body: MeasureIn, db: DB, user: CurrentUser):
 
 
 @router.get("/tracking/entries", response_model=list[EntryOut], responses=R(401, 404, 422))
-def list_entries(db: DB, user: CurrentUser, measure: str | None = None, days: int = Query(90, ge=1, le=3660),
-                 user_id: int | None = None):
+def list_entries(request: Request, db: DB, user: CurrentUser, measure: str | None = None,
+                 days: int = Query(90, ge=1, le=3660), user_id: int | None = None):
     person = tracking_subject(db, user, user_id if user_id is not None else user.id)
-    return queries.entries(db, person, measure, days=days)
+    rows = queries.entries(db, person, measure, days=days)
+    what = f"entries{' of ' + measure if measure else ''}, last {days} days"
+    record_reads(db, user.id, [Read("read.tracking", person.id, "user", person.id, what)], ip=client_ip(request))
+    return rows
 
 
 @router.post("/tracking/entries", response_model=EntryOut, status_code=201, responses=R(401, 403, 422))
@@ -234,9 +238,12 @@ def set_goals(body: GoalsIn, db: DB, user: CurrentUser):
 
 
 @router.get("/tracking/progress", response_model=ProgressOut, responses=R(401, 404))
-def get_progress(db: DB, user: CurrentUser, user_id: int | None = None):
+def get_progress(request: Request, db: DB, user: CurrentUser, user_id: int | None = None):
     person = tracking_subject(db, user, user_id if user_id is not None else user.id)
-    return ProgressOut(**queries.progress(db, person).__dict__, sentence=queries.progress_sentence(db, person))
+    progress = ProgressOut(**queries.progress(db, person).__dict__, sentence=queries.progress_sentence(db, person))
+    record_reads(db, user.id, [Read("read.tracking", person.id, "user", person.id, "progress and goals")],
+                 ip=client_ip(request))
+    return progress
 
 
 @router.post("/tracking/share", response_model=ShareOut, status_code=201, responses=R(401, 403, 404, 422))
@@ -296,6 +303,11 @@ def answer(request_id: int, body: ResponseIn, db: DB, user: CurrentUser):
 
 
 @router.get("/questionnaires/responses", response_model=list[ResponseOut], responses=R(401, 404))
-def list_responses(db: DB, user: CurrentUser, user_id: int | None = None, instrument: str | None = None):
+def list_responses(request: Request, db: DB, user: CurrentUser, user_id: int | None = None,
+                   instrument: str | None = None):
     person = tracking_subject(db, user, user_id if user_id is not None else user.id)
-    return queries.responses(db, person, instrument)
+    rows = queries.responses(db, person, instrument)
+    what = f"responses: {len(rows)}{', instrument ' + instrument if instrument else ''}"
+    record_reads(db, user.id, [Read("read.questionnaire_responses", person.id, "user", person.id, what)],
+                 ip=client_ip(request))
+    return rows

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from peerlift.community import queries as community_queries
 from peerlift.errors import Forbidden, NotFound, PeerliftError
+from peerlift.identity.audit import Read, record_reads
 from peerlift.policy import (
     CAN_DEFINE_MEASURES_ROLES,
     circle_access,
@@ -21,7 +22,7 @@ from peerlift.policy import (
 from peerlift.tracking import charts, queries, service
 from peerlift.tracking.measures import all_measures, get_measure
 from peerlift.tracking.models import QuestionnaireRequest, QuestionnaireResponse
-from peerlift.web.deps import DB, CurrentUser
+from peerlift.web.deps import DB, CurrentUser, client_ip
 from peerlift.web.templating import page
 
 router = APIRouter(include_in_schema=False)
@@ -95,6 +96,11 @@ def person_tracking(request: Request, user_id: int, db: DB, user: CurrentUser):
         return RedirectResponse("/me/tracking", status_code=303)
     measures = queries.cards(db, person)
     history = queries.responses(db, person)
+    reads = [Read("read.tracking", person.id, "user", person.id, "tracking page")]
+    if history:
+        reads.append(Read("read.questionnaire_responses", person.id, "user", person.id,
+                          f"tracking page, responses: {len(history)}"))
+    record_reads(db, user.id, reads, ip=client_ip(request))
     return page(request, "tracking_person.html", {
         "person": person, "progress": queries.progress(db, person), "cards": measures,
         "charted": [c for c in measures if c.count], "history": history,
@@ -103,7 +109,7 @@ def person_tracking(request: Request, user_id: int, db: DB, user: CurrentUser):
 
 
 @router.get("/people/{user_id}/tracking/{measure_key}.svg")
-def trend_chart(user_id: int, measure_key: str, db: DB, user: CurrentUser):
+def trend_chart(request: Request, user_id: int, measure_key: str, db: DB, user: CurrentUser):
     person = tracking_subject(db, user, user_id)
     measure = get_measure(db, measure_key)
     profile = service.profile_of(db, person)
@@ -113,15 +119,21 @@ def trend_chart(user_id: int, measure_key: str, db: DB, user: CurrentUser):
         goal = queries.shown_value(measure, profile.target_weight_kg, profile.weight_unit)
     elif measure.key == "steps" and profile.daily_steps:
         goal = profile.daily_steps
-    return _svg(charts.trend_svg(measure.name, queries.series(db, person, measure), unit=unit, goal=goal))
+    svg = charts.trend_svg(measure.name, queries.series(db, person, measure), unit=unit, goal=goal)
+    record_reads(db, user.id, [Read("read.tracking", person.id, "user", person.id, f"chart of {measure.key}")],
+                 ip=client_ip(request))
+    return _svg(svg)
 
 
 @router.get("/people/{user_id}/questionnaires/{key}.svg")
-def score_chart(user_id: int, key: str, db: DB, user: CurrentUser):
+def score_chart(request: Request, user_id: int, key: str, db: DB, user: CurrentUser):
     person = tracking_subject(db, user, user_id)
     inst = service.instrument(db, key)
     points = [(r.created_at, r.total) for r in queries.responses(db, person, inst.key)]
-    return _svg(charts.scores_svg(inst.short_name, points, max_total=inst.score_range[1]))
+    svg = charts.scores_svg(inst.short_name, points, max_total=inst.score_range[1])
+    read = Read("read.questionnaire_responses", person.id, "user", person.id, f"chart of {inst.key}")
+    record_reads(db, user.id, [read], ip=client_ip(request))
+    return _svg(svg)
 
 
 # --- questionnaires -----------------------------------------------------------------------------

@@ -100,8 +100,18 @@ async def current_user(request: Request, auth: Annotated[AuthSession | None, Dep
     return auth.user
 
 
+async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    """The signed-in admin. A dependency, so that it answers before the query is checked: to
+    anyone else an admin route does not exist, whatever they send it."""
+    from peerlift.policy import require_admin
+
+    require_admin(user)
+    return user
+
+
 CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
+AdminUser = Annotated[User, Depends(admin_user)]
 
 
 def anonymous_csrf_token(request: Request) -> str:
