@@ -100,6 +100,7 @@ STUDY_TEAM = rule(ok={"researcher", "admin"})                             # the 
 STUDY_RESEARCHER = rule(ok={"researcher"}, forbidden={"admin"})           # changes: the study's researchers
 RESEARCHERS = roles("researcher", "other_researcher", "admin")           # by role: define measures, studies
 TAKES_PART = rule(ok=PARTICIPANTS, forbidden=STAFF_ROLES)                 # participant accounts only
+ADMIN_ONLY = rule(ok={"admin"})                                           # the audit trail: hidden from others
 ENROLMENT_RANDOMISE = rule(ok={"alice", "researcher"})                    # the person, or the study's researchers
 
 TABLE: dict[str, dict[str, str]] = {
@@ -122,6 +123,9 @@ TABLE: dict[str, dict[str, str]] = {
     "POST /api/v1/me/two-factor/recovery-codes": SIGNED,
     "POST /api/v1/me/two-factor/disable": SIGNED,
     "DELETE /api/v1/users/{user_id}/two-factor": roles("admin"),
+    "GET /api/v1/admin/audit": ADMIN_ONLY,
+    "GET /api/v1/admin/audit/verify": ADMIN_ONLY,
+    "GET /api/v1/me/access-log": SIGNED,
     # --- community (API) ---
     "GET /api/v1/circles": SIGNED,
     "POST /api/v1/circles": roles("coach", "other_coach", "admin"),
@@ -264,6 +268,8 @@ TABLE: dict[str, dict[str, str]] = {
     "POST /profile/two-factor/disable": SIGNED,
     "GET /admin/two-factor": roles("admin"),
     "POST /admin/two-factor/reset": roles("admin"),
+    "GET /admin/audit": ADMIN_ONLY,
+    "GET /profile/access-log": SIGNED,
     # --- community (pages) ---
     "GET /circles": SIGNED,
     "GET /circles/new": roles("coach", "other_coach", "admin"),

@@ -667,7 +667,7 @@ def _questionnaire_free_text(session: Session, person: User, response, text: str
 
 
 def _register_questionnaire_hooks() -> None:
-    from peerlift.tracking import service as tracking
+    from peerlift.tracking import hooks as tracking
 
     if _questionnaire_alert not in tracking.ALERT_RAISED:
         tracking.ALERT_RAISED.append(_questionnaire_alert)

@@ -3,7 +3,7 @@
 Each function checks everything first, then writes, records the event through
 ``events.publish`` and only flushes: the caller's unit of work commits.
 
-Two hook lists let the safety escalation react in the same transaction:
+Two hook lists (``tracking.hooks``) let the safety escalation react in the same transaction:
 ``ALERT_RAISED`` is called once per alert of a stored response, ``FREE_TEXT_ANSWERED`` once per
 non-empty free-text answer.
 """
@@ -11,7 +11,6 @@ non-empty free-text answer.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -34,6 +33,7 @@ from peerlift.policy import (
     require_role,
 )
 from peerlift.tracking import measures as measures_mod
+from peerlift.tracking.hooks import ALERT_RAISED, FREE_TEXT_ANSWERED
 from peerlift.tracking.instruments import Instrument, InstrumentInvalid, parse, shipped
 from peerlift.tracking.measures import check_value, get_measure
 from peerlift.tracking.models import (
@@ -47,8 +47,6 @@ from peerlift.tracking.models import (
 )
 from peerlift.tracking.scoring import Score, UnknownInstrument, score
 
-ALERT_RAISED: list[Callable[[Session, User, QuestionnaireResponse, str], None]] = []
-FREE_TEXT_ANSWERED: list[Callable[[Session, User, QuestionnaireResponse, str], None]] = []
 
 WEIGHT_UNITS = ("kg", "lb")
 MAX_SOURCE_CHARS = 100_000
