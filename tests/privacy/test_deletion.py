@@ -246,12 +246,16 @@ def test_an_admin_deletes_an_account_on_request(world, client_for):
 
 def test_the_admin_page_deletes_on_request(world, client_for):
     admin = client_for(world.admin)
-    assert client_for(world.bob).get("/admin/accounts").status_code == 403
-    found = admin.get("/admin/accounts", params={"email": world.bob.email})
+    bob = client_for(world.bob)
+    assert bob.get("/admin/accounts").status_code == 403
+    refused = bob.post("/admin/accounts", data={"csrf_token": form_token(bob.get("/profile").text),
+                                                "email": world.alice.email})
+    assert refused.status_code == 403 and "may not delete other people" in refused.text
+    token = form_token(admin.get("/admin/accounts").text)
+    found = admin.post("/admin/accounts", data={"csrf_token": token, "email": world.bob.email.upper()})
     assert found.status_code == 200 and "Bob Baker" in found.text
-    missing = admin.get("/admin/accounts", params={"email": "nobody@example.test"})
+    missing = admin.post("/admin/accounts", data={"csrf_token": token, "email": "nobody@example.test"})
     assert missing.status_code == 404 and "No account with that email address." in missing.text
-    token = form_token(found.text)
     wrong = admin.post(f"/admin/accounts/{world.bob.id}/delete",
                        data={"csrf_token": token, "password": "wrong password", "reason": "Phone call",
                              "confirm": "true"})

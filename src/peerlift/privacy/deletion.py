@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, union, update
 from sqlalchemy.orm import Session
 
 from peerlift.community.models import (
@@ -63,6 +63,12 @@ OUTSIDE_RULES = {
     DELETE: "Your posts, comments, reactions, poll votes and direct messages are deleted.",
     KEEP: "Your posts, comments and direct messages stay where they are, shown as written by "
           "\u201cDeleted member\u201d; nobody can tell they were yours.",
+}
+# For a study the person never signed a consent of (its staff, or people placed in its circles by hand),
+# the rule reaches only their writing in its circles.
+WRITING_ONLY = {
+    KEEP: "What you wrote in the study's circles stays there under \u201cDeleted member\u201d, without your name.",
+    DELETE: "What you wrote in the study's circles is deleted.",
 }
 ACTIVE = (EnrolmentStatus.invited, EnrolmentStatus.eligible, EnrolmentStatus.consented, EnrolmentStatus.randomised)
 
@@ -100,21 +106,31 @@ class DeletionPlan:
         for s in self.studies:
             if s.study_id == study_id:
                 return s.rule
-        return self.outside_rule
+        return get_settings().deletion_in_study
 
 
 # --- the plan ------------------------------------------------------------------------------------
 
+def _spaces_touched(session: Session, user: User) -> set[int]:
+    """The circles where the person wrote, reacted or voted."""
+    posts = select(Post.space_id).where(Post.author_id == user.id)
+    comments = select(Post.space_id).join(Comment, Comment.post_id == Post.id).where(Comment.author_id == user.id)
+    post_reactions = select(Post.space_id).join(Reaction, Reaction.post_id == Post.id).where(
+        Reaction.user_id == user.id)
+    comment_reactions = select(Post.space_id).join(Comment, Comment.post_id == Post.id).join(
+        Reaction, Reaction.comment_id == Comment.id).where(Reaction.user_id == user.id)
+    votes = select(Post.space_id).join(Poll, Poll.post_id == Post.id).join(PollVote, PollVote.poll_id == Poll.id) \
+        .where(PollVote.user_id == user.id)
+    return set(session.scalars(union(posts, comments, post_reactions, comment_reactions, votes)))
+
+
 def _study_rules(session: Session, user: User) -> list[StudyRule]:
-    """Every study the person is part of: enrolled, in one of its circles, or having written there."""
-    arm_circles = select(Space.id).where(Space.arm_id.is_not(None))
-    through_circles = set(session.scalars(
-        select(Arm.study_id).join(Space, Space.arm_id == Arm.id).where(or_(
-            Space.id.in_(select(Membership.space_id).where(Membership.user_id == user.id,
-                                                          Membership.space_id.in_(arm_circles))),
-            Space.id.in_(select(Post.space_id).where(Post.author_id == user.id)),
-            Space.id.in_(select(Post.space_id).join(Comment, Comment.post_id == Post.id)
-                         .where(Comment.author_id == user.id))))))
+    """Every study the person is part of: enrolled, in one of its circles, or having written, reacted
+    or voted there."""
+    spaces = _spaces_touched(session, user) | set(session.scalars(
+        select(Membership.space_id).where(Membership.user_id == user.id)))
+    through_circles = set(session.scalars(select(Arm.study_id).join(Space, Space.arm_id == Arm.id)
+                                          .where(Space.id.in_(spaces or {0}))))
     enrolments = {e.study_id: e for e in session.scalars(select(Enrolment).where(Enrolment.user_id == user.id))}
     signed = {enrolment_id: document for enrolment_id, document in session.execute(
         select(Consent.enrolment_id, ConsentDocument).join(ConsentDocument, ConsentDocument.id == Consent.document_id)
@@ -128,7 +144,8 @@ def _study_rules(session: Session, user: User) -> list[StudyRule]:
         if document is None and research.design_of(session, study) is not None:
             document = research.current_consent_document(session, study)
         rule = research.deletion_rule(document)
-        rules.append(StudyRule(study.id, study.title, rule, research.deletion_rule_text(rule),
+        text = research.deletion_rule_text(rule) if signed_document is not None else WRITING_ONLY[rule]
+        rules.append(StudyRule(study.id, study.title, rule, text,
                                signed_document.version if signed_document is not None else None,
                                enrolment is not None))
     return rules
@@ -220,16 +237,8 @@ def _escalated_objects(session: Session, user: User) -> set[tuple[str, int]]:
 
 
 def _circle_rules(session: Session, user: User, the_plan: DeletionPlan) -> tuple[list[int], list[int]]:
-    """The circles the person wrote or reacted in, split into (delete there, keep there)."""
-    spaces = set(session.scalars(select(Post.space_id).where(Post.author_id == user.id)))
-    spaces |= set(session.scalars(select(Post.space_id).join(Comment, Comment.post_id == Post.id)
-                                  .where(Comment.author_id == user.id)))
-    spaces |= set(session.scalars(select(Post.space_id).join(Reaction, Reaction.post_id == Post.id)
-                                  .where(Reaction.user_id == user.id)))
-    spaces |= set(session.scalars(select(Post.space_id).join(Comment, Comment.post_id == Post.id)
-                                  .join(Reaction, Reaction.comment_id == Comment.id).where(Reaction.user_id == user.id)))
-    spaces |= set(session.scalars(select(Post.space_id).join(Poll, Poll.post_id == Post.id)
-                                  .join(PollVote, PollVote.poll_id == Poll.id).where(PollVote.user_id == user.id)))
+    """The circles the person wrote, reacted or voted in, split into (delete there, keep there)."""
+    spaces = _spaces_touched(session, user)
     study_of = dict(session.execute(select(Space.id, Arm.study_id).join(Arm, Arm.id == Space.arm_id)
                                     .where(Space.id.in_(spaces or {0}))).all())
     drop = sorted(s for s in spaces if the_plan.rule_of_study(study_of.get(s)) == DELETE)
