@@ -9,10 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 from markupsafe import escape
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from peerlift import db as dbmod
 from peerlift.community.models import CircleRole, Comment, Conversation, Membership, Message, Post, Reaction
+from peerlift.events import Event
 from peerlift.identity.models import AuditEntry, AuthSession, User
 from peerlift.notify.models import Kind, Notification
 from peerlift.research import service as research
@@ -116,6 +117,9 @@ def test_deletion_outside_studies_removes_the_writing_and_ends_sign_in(world, cl
             Message.conversation_id == conversation["id"]))] == ["A private answer."]
         assert s.get(Conversation, conversation["id"]).last_message_id > 0
     assert count_rows(Entry, Entry.user_id == world.alice.id) == 0
+    # nor does the engagement record keep what she logged (its payload had the value)
+    assert count_rows(Event, Event.actor_id == world.alice.id, Event.kind == "tracking.logged") == 0
+    assert count_rows(Event, Event.actor_id == world.alice.id, Event.space_id == circle.id) == 0
     assert count_rows(Notification, Notification.user_id == world.alice.id) == 0
     assert count_rows(Membership, Membership.user_id == world.alice.id) == 0
     # the coach's inbox shows the conversation with "Deleted member"
@@ -183,11 +187,15 @@ def test_in_a_study_the_consent_rule_decides(world, client_for, rule):
             assert enrolment.user_id == world.alice.id and enrolment.withdrawal_data == "keep"
             assert signed is not None and signed.typed_name == "" and signed.document_version == "2.0"
             assert entries is not None
+            assert s.scalar(select(Event).where(Event.actor_id == world.alice.id,
+                                                Event.kind == "tracking.logged")) is not None
         else:
             assert written.deleted_at is not None and written.body == ""
             assert enrolment.user_id is None and enrolment.withdrawal_data == "delete"
             assert enrolment.screening_answers == {}
             assert signed is None and entries is None
+            assert s.scalar(select(Event).where(Event.actor_id == world.alice.id, or_(
+                Event.kind == "tracking.logged", Event.space_id == circle_id))) is None
     [entry] = _deleted_audit()
     assert json.loads(entry.detail)["studies"][str(enrolment.study_id)] == rule
 

@@ -11,7 +11,8 @@ What happens, in one unit of work:
   ``delete`` blanks and hides it, ``keep_pseudonymised`` leaves it under "Deleted member".
 * Person-level records (tracking entries, goals, questionnaires, cue decisions) are kept only when
   a study the person consented to keeps data on deletion; direct messages they sent are kept then,
-  or when ``PEERLIFT_DELETION_WRITING`` keeps writing.
+  or when ``PEERLIFT_DELETION_WRITING`` keeps writing. Engagement events go with what they record;
+  the others stay pseudonymous until retention.
 * Enrolments: under ``keep_pseudonymised`` the enrolment ends (withdrawn, data kept) and the
   signed consent loses the typed name; under ``delete`` the consent goes and the enrolment stays
   only as a count (detached from the account, answers cleared, export leaves it out).
@@ -211,7 +212,9 @@ def delete_account(session: Session, actor: User, user: User, *, password: Any, 
     user.password_hash = "!deleted"
     session.flush()
 
-    removed.update(_writing(session, user, the_plan, protected, now))
+    drop, _keep = _circle_rules(session, user, the_plan)
+    removed.update(_writing(session, user, drop, protected, now))
+    removed.update(_events(session, user, the_plan, drop))
     removed.update(_messages(session, user, the_plan, protected))
     removed.update(_person_records(session, user, the_plan, protected))
     removed.update(_enrolments(session, user, the_plan, now))
@@ -245,9 +248,10 @@ def _circle_rules(session: Session, user: User, the_plan: DeletionPlan) -> tuple
     return drop, sorted(spaces - set(drop))
 
 
-def _writing(session: Session, user: User, the_plan: DeletionPlan, protected: set, now) -> Counter:
+def _writing(session: Session, user: User, drop: list[int], protected: set, now) -> Counter:
+    """Blank and hide the person's writing in the circles where it is deleted (the writing a crisis
+    escalation is about only leaves the circle's sight), and remove their reactions and votes there."""
     removed: Counter[str] = Counter()
-    drop, _keep = _circle_rules(session, user, the_plan)
     session.execute(delete(Mention).where(Mention.user_id == user.id))
     if not drop:
         return removed
@@ -288,6 +292,23 @@ def _writing(session: Session, user: User, the_plan: DeletionPlan, protected: se
         PollVote.user_id == user.id, PollVote.poll_id.in_(select(Poll.id).where(Poll.post_id.in_(in_drop))))
         .execution_options(synchronize_session=False)).rowcount
     session.expire_all()
+    return removed
+
+
+def _events(session: Session, user: User, the_plan: DeletionPlan, drop: list[int]) -> Counter:
+    """The engagement record goes with what it records (its payload may hold values: a weight, a
+    score): the person's events in circles where their writing is deleted, and those outside any
+    circle (logs, questionnaires, messages, sign-ins) unless a study they consented to keeps data.
+    The rest stays, pseudonymous, until retention (PEERLIFT_RETENTION_DAYS_DELETED_ACCOUNTS)."""
+    from peerlift.events import Event
+
+    places = [Event.space_id.in_(drop or [0])]
+    if not the_plan.keeps_person_data:
+        places.append(Event.space_id.is_(None))
+    removed: Counter[str] = Counter()
+    removed["events"] = session.execute(delete(Event).where(
+        or_(Event.actor_id == user.id, Event.user_id == user.id), or_(*places))
+        .execution_options(synchronize_session=False)).rowcount
     return removed
 
 
