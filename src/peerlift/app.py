@@ -175,6 +175,8 @@ def create_app() -> FastAPI:
     from peerlift.tracking import pages as tracking_pages
     from peerlift.research import analytics_api
     from peerlift.research import analytics_pages
+    from peerlift.privacy import api as privacy_api
+    from peerlift.privacy import pages as privacy_pages
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -210,7 +212,8 @@ def create_app() -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
     for module in (identity_api, community_api, stream_api, notify_api, protocol_api, safety_api, tracking_api,
                    cues_api, identity_pages, community_pages, notify_pages, protocol_pages, safety_pages,
-                   tracking_pages, cues_pages, research_api, research_pages, analytics_api, analytics_pages):
+                   tracking_pages, cues_pages, research_api, research_pages, analytics_api, analytics_pages,
+                   privacy_api, privacy_pages):
         app.include_router(module.router)
     _document_csrf(app)
     return app

@@ -330,6 +330,38 @@ def restore(
                       f"(as it was in the backup).")
 
 
+@app.command()
+def purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what has expired; delete nothing")] = False,
+) -> None:
+    """Delete what has outlived its PEERLIFT_RETENTION_DAYS_* (never the audit trail, nor a study's data)."""
+    from rich.progress import BarColumn
+
+    from peerlift.db import transaction
+    from peerlift.privacy.retention import KINDS, purge as do_purge, setting_name
+
+    settings = _settings()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), console=console, transient=True) as bar:
+        task = bar.add_task("Counting what has expired" if dry_run else "Purging what has expired", total=len(KINDS))
+
+        def step(kind, _count: int) -> None:
+            bar.update(task, description=f"{'Counted' if dry_run else 'Purged'} {kind.key.replace('_', ' ')}")
+            bar.advance(task)
+
+        with transaction(write=not dry_run) as session:
+            counts = do_purge(session, dry_run=dry_run, progress=step)
+    table = Table(title="Would delete (dry run: nothing was deleted)" if dry_run else "Deleted")
+    table.add_column("kind")
+    table.add_column("kept for", justify="right")
+    table.add_column("rows", justify="right")
+    for kind in KINDS:
+        days = getattr(settings, kind.setting)
+        table.add_row(kind.key, f"{days} days" if days else "forever", f"{counts[kind.key]:,}")
+    console.print(table)
+    console.print(f"Set the days with {', '.join(setting_name(k) for k in KINDS)}; 0 keeps forever.", soft_wrap=True)
+
+
 if __name__ == "__main__":
     app()
 

@@ -335,3 +335,15 @@ def study_for_analytics(session: Session, user: User, ref: str | int):
     if study is None or not (user.role == Role.admin or is_study_researcher(session, user, study)):
         raise _not_found("study", field)
     return study
+
+
+# --- a person's data: deletion on request --------------------------------------------------------------
+
+def account_for_deletion(session: Session, actor: User, user_id: int) -> User:
+    """An account an admin may delete on the person's request: admins only (others are refused), and
+    an account that does not exist or is deleted already answers 404."""
+    require_role(actor, {Role.admin}, "delete other people's accounts")
+    user = session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise _not_found("person", "user_id")
+    return user

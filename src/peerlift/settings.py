@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -88,6 +89,24 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"PEERLIFT_TWO_FACTOR_ROLES: unknown role {unknown[0]!r}; use {', '.join(known)}")
         return value
+
+    # Deleting an account (privacy/deletion.py): what happens to what the person wrote.
+    deletion_writing: Literal["delete", "keep_pseudonymised"] = Field(
+        "delete", description="Posts, comments, reactions, votes and direct messages of a deleted account outside "
+                              "any study: delete, or keep_pseudonymised (shown as \"Deleted member\")")
+    deletion_in_study: Literal["keep_pseudonymised", "delete"] = Field(
+        "keep_pseudonymised", description="A study's rule on account deletion when its consent document states none")
+    # Retention (privacy/retention.py, `peerlift purge`, daily in the worker); 0 keeps forever.
+    retention_days_notifications: int = Field(365, ge=0, le=36_500, description="Days notifications are kept")
+    retention_days_sessions: int = Field(30, ge=0, le=36_500, description="Days expired sign-in sessions are kept")
+    retention_days_login_failures: int = Field(
+        30, ge=0, le=36_500, description="Days failed sign-ins are kept (a day or more outlasts the throttling window)")
+    retention_days_password_resets: int = Field(30, ge=0, le=36_500,
+                                                description="Days expired or used password-reset links are kept")
+    retention_days_deleted_accounts: int = Field(
+        30, ge=0, le=36_500, description="Days the engagement events of a deleted account are kept when no study holds them")
+    retention_days_events: int = Field(
+        730, ge=0, le=36_500, description="Days engagement events are kept of people in no study, outside study circles")
 
     @field_validator("smtp_url")
     @classmethod

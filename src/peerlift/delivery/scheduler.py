@@ -121,6 +121,7 @@ def load_handlers() -> None:
     import peerlift.cues.tasks  # noqa: F401
     import peerlift.delivery.mail  # noqa: F401
     import peerlift.notify.tasks  # noqa: F401
+    import peerlift.privacy.tasks  # noqa: F401
     import peerlift.protocols.tasks  # noqa: F401
     import peerlift.safety.tasks  # noqa: F401
 

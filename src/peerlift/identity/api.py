@@ -12,6 +12,7 @@ from peerlift.identity import audit, service, two_factor
 from peerlift.identity.models import User
 from peerlift.identity.schemas import (
     ChallengeOut,
+    EmailChangeIn,
     ForgotIn,
     LoginIn,
     MeOut,
@@ -116,6 +117,13 @@ def update_me(body: ProfileIn, db: DB, user: CurrentUser) -> MeOut:
 def change_password(body: PasswordChangeIn, db: DB, user: CurrentUser) -> Response:
     service.change_password(db, user, body.current_password, body.new_password)
     return Response(status_code=204)
+
+
+@router.post("/me/email", response_model=MeOut, responses=responses(401, 403, 409, 422, 429))
+def change_email(body: EmailChangeIn, request: Request, db: DB, user: CurrentUser) -> MeOut:
+    """A new sign-in address, confirmed with the current password."""
+    service.change_email(db, user, body.password, body.email, ip=client_ip(request))
+    return MeOut.model_validate(user)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, responses=responses(401, 404))

@@ -36,6 +36,8 @@ class User(Base):
     # When two-factor sign-in was turned on; the secret lives in ``TwoFactor``. Kept here so that
     # every request knows, without another query, whether a person's role still needs it.
     two_factor_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set when the account was deleted: the row stays as "Deleted member", without name or address.
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     @property
     def first_name(self) -> str:

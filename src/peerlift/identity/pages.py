@@ -131,6 +131,19 @@ def save_profile(request: Request, db: DB, user: CurrentUser,
     return RedirectResponse("/profile?saved=1", status_code=303)
 
 
+@router.post("/profile/email")
+def change_email(request: Request, db: DB, user: CurrentUser,
+                 email: Annotated[str, Form(max_length=254)] = "",
+                 password: Annotated[str, Form(max_length=256)] = ""):
+    try:
+        service.change_email(db, user, password, email, ip=client_ip(request))
+    except PeerliftError as exc:
+        db.rollback()
+        return page(request, "profile.html", {"timezones": TIMEZONES, "email_error": exc.message,
+                                              "new_email": email}, status_code=exc.status_code)
+    return RedirectResponse("/profile?saved=1", status_code=303)
+
+
 @router.post("/profile/password")
 def change_password(request: Request, db: DB, user: CurrentUser,
                     current_password: Annotated[str, Form(max_length=256)] = "",

@@ -114,3 +114,9 @@ class PasswordChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     current_password: str = Field(max_length=256)
     new_password: str = Field(max_length=256)
+
+
+class EmailChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(max_length=254, description="The new sign-in address")
+    password: str = Field(max_length=256, description="Your current password")

@@ -312,6 +312,37 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
             object_id=user.id)
 
 
+def confirm_password(session: Session, user: User, password: str, *, ip: str = "", field: str = "password") -> None:
+    """The signed-in person types their password again before a grave step. A wrong one counts, and
+    is throttled, like a failed sign-in: it is recorded and committed here, while the rest of the unit
+    of work rolls back (nothing of the step is written)."""
+    check_login_allowed(session, user.email, ip)
+    try:
+        _hasher.verify(user.password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        email = user.email
+        session.rollback()
+        record_login_failure(session, email, ip)
+        session.commit()
+        raise InvalidCredentials("The password is not right.", field=field)
+
+
+def change_email(session: Session, user: User, password: str, email: str, ip: str = "") -> User:
+    """A new sign-in address, confirmed with the current password (it is what signs in)."""
+    email = normalise_email(email)
+    confirm_password(session, user, password, ip=ip)
+    if email == user.email:
+        return user
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict("An account with this email address exists already.", field="email")
+    user.email = email
+    session.flush()
+    audit(session, user.id, "email.changed", "user", user.id, ip=ip)
+    publish(session, "email.changed", Audience(user_id=user.id), actor_id=user.id, object_type="user",
+            object_id=user.id)
+    return user
+
+
 # --- invitations -----------------------------------------------------------------------
 
 def create_invitation(session: Session, *, space_id: int, created_by: User, days_valid: int,

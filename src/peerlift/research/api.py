@@ -75,6 +75,8 @@ class DocumentOut(BaseModel):
     version: str
     title: str
     sections: list[dict[str, Any]]
+    on_account_deletion: str = Field(description="keep_pseudonymised or delete; empty: the installation's "
+                                                 "PEERLIFT_DELETION_IN_STUDY")
     created_at: dt.datetime
 
 
@@ -133,6 +135,9 @@ class DocumentIn(BaseModel):
     version: Any
     title: Any
     sections: Any
+    on_account_deletion: str | None = Field(
+        None, max_length=32, description="What deleting one's account does to the study's data: keep_pseudonymised "
+                                         "or delete (default: PEERLIFT_DELETION_IN_STUDY)")
 
 
 class InvitationIn(BaseModel):
@@ -265,7 +270,8 @@ def set_design(study_id: int, body: DesignIn, db: DB, user: CurrentUser):
              responses=R(401, 403, 404, 409, 422))
 def add_consent_document(study_id: int, body: DocumentIn, db: DB, user: CurrentUser):
     return service.add_consent_document(db, user, study_access(db, user, study_id), version=body.version,
-                                        title=body.title, sections=body.sections)
+                                        title=body.title, sections=body.sections,
+                                        on_account_deletion=body.on_account_deletion)
 
 
 @router.post("/studies/{study_id}/invitations", response_model=InvitationOut, status_code=201,

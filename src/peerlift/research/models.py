@@ -94,6 +94,9 @@ class ConsentDocument(Base):
     version: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(200))
     sections: Mapped[list[Any]] = mapped_column(JSON)  # [{"key", "heading", "text"}]
+    # What deleting one's account does to the study's data: keep_pseudonymised or delete ("" for
+    # documents written before the rule was recorded: PEERLIFT_DELETION_IN_STUDY applies).
+    on_account_deletion: Mapped[str] = mapped_column(String(24), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -82,6 +82,8 @@ def _study_page(request: Request, db, user, study: Study, *, error: str | None =
         "study": study, "view": view, "error": error, "field": field, "invitation_url": invitation_url,
         "is_researcher": is_study_researcher(db, user, study), "forms": forms or {},
         "rule_text": service.withdrawal_rule_text(view.design["withdrawal_rule"]),
+        "deletion_rule": service.deletion_rule, "deletion_rules": service.DELETION_RULES,
+        "default_deletion_rule": get_settings().deletion_in_study,
         "design_json": json.dumps({"eligibility": view.design["eligibility"]}, indent=2),
     }, status_code=status)
 
@@ -163,7 +165,8 @@ def set_design(request: Request, study_id: int, db: DB, user: CurrentUser,
 def add_consent_document(request: Request, study_id: int, db: DB, user: CurrentUser,
                          version: Annotated[str, Form(max_length=64)] = "",
                          title: Annotated[str, Form(max_length=500)] = "",
-                         sections: Annotated[str, Form(max_length=100_000)] = ""):
+                         sections: Annotated[str, Form(max_length=100_000)] = "",
+                         on_account_deletion: Annotated[str, Form(max_length=32)] = ""):
     """Sections are written as blocks separated by a blank line: the first line is the heading."""
     def action(study):
         blocks = [b.strip() for b in sections.replace("\r\n", "\n").split("\n\n") if b.strip()]
@@ -171,10 +174,12 @@ def add_consent_document(request: Request, study_id: int, db: DB, user: CurrentU
         for n, block in enumerate(blocks, start=1):
             heading, _, text = block.partition("\n")
             parsed.append({"key": f"s{n}", "heading": heading.strip(), "text": text.strip()})
-        return service.add_consent_document(db, user, study, version=version, title=title, sections=parsed)
+        return service.add_consent_document(db, user, study, version=version, title=title, sections=parsed,
+                                            on_account_deletion=on_account_deletion or None)
 
     return _act(request, db, user, study_id, action,
-                {"document": {"version": version, "title": title, "sections": sections}})
+                {"document": {"version": version, "title": title, "sections": sections,
+                              "on_account_deletion": on_account_deletion}})
 
 
 @router.post("/studies/{study_id}/invitations")
@@ -243,10 +248,12 @@ def _enrolment_page(request: Request, db, user, enrolment, *, error: str | None 
                     status: int = 200, form: dict | None = None):
     study = db.get(Study, enrolment.study_id)
     design = service.design_of(db, study)
+    document = service.current_consent_document(db, study)
     return page(request, "enrolment.html", {
         "study": study, "enrolment": enrolment, "questions": design.eligibility,
-        "document": service.current_consent_document(db, study), "error": error, "field": field,
+        "document": document, "error": error, "field": field,
         "form": form or {}, "rule_text": service.withdrawal_rule_text(design.withdrawal_rule),
+        "deletion_text": service.deletion_rule_text(service.deletion_rule(document)),
         "S": EnrolmentStatus,
     }, status_code=status)
 
@@ -349,8 +356,9 @@ def consent_text(enrolment_id: int, db: DB, user: CurrentUser):
 @router.get("/enrolments/{enrolment_id}/consent.html")
 def consent_html(request: Request, enrolment_id: int, db: DB, user: CurrentUser):
     study, signed, document = _signed(db, user, enrolment_id)
-    html = TEMPLATES.get_template("consent_copy.html").render(study=study, consent=signed, document=document,
-                                                              person=user)
+    html = TEMPLATES.get_template("consent_copy.html").render(
+        study=study, consent=signed, document=document, person=user,
+        deletion_text=service.deletion_rule_text(service.deletion_rule(document)))
     return HTMLResponse(html, headers={
         "Content-Disposition": f'attachment; filename="consent-{study.slug}-{document.version}.html"'})
 

@@ -104,6 +104,9 @@ def consent_text(study: Study, consent: Consent, document: ConsentDocument, pers
     for section in document.sections:
         mark = "[x]" if section["key"] in consent.sections_confirmed else "[ ]"
         lines += [f"{mark} {section['heading']}", "", section["text"], ""]
+    from peerlift.research.service import deletion_rule, deletion_rule_text
+
+    lines += ["If you delete your peerlift account", "", deletion_rule_text(deletion_rule(document)), ""]
     lines += [f"Signed by: {consent.typed_name} ({person.email})",
               f"Signed at: {consent.signed_at.isoformat(timespec='seconds')} (UTC)"]
     return "\n".join(lines) + "\n"

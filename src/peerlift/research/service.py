@@ -55,6 +55,12 @@ WITHDRAWAL_RULES = {
     "keep": "What you have written and logged so far stays in the study's data; nothing new is collected.",
     "delete": "Your posts and comments in the study's circles are deleted; nothing new is collected.",
 }
+DELETION_RULES = {
+    "keep_pseudonymised": "What you wrote, logged and answered for the study stays in its data under "
+                          "\u201cDeleted member\u201d, without your name or email address.",
+    "delete": "What you wrote in the study's circles, your logs and questionnaire answers are deleted; the "
+              "study keeps only that someone took part (for its counts), not who.",
+}
 QUESTION_KINDS = ("yes_no", "number", "choice")
 MEMBER_ROLES = (CircleRole.member, CircleRole.peer_supporter)
 
@@ -309,10 +315,31 @@ def set_design(session: Session, actor: User, study: Study, *, scheme: Any, bloc
     return design
 
 
+def deletion_rule(document: ConsentDocument | None) -> str:
+    """What deleting one's account does to a study's data, as a consent document states it (the
+    installation's PEERLIFT_DELETION_IN_STUDY when it states none)."""
+    from peerlift.settings import get_settings
+
+    rule = document.on_account_deletion if document is not None else ""
+    return rule if rule in DELETION_RULES else get_settings().deletion_in_study
+
+
+def deletion_rule_text(rule: str) -> str:
+    return DELETION_RULES.get(rule, DELETION_RULES["keep_pseudonymised"])
+
+
 def add_consent_document(session: Session, actor: User, study: Study, *, version: Any, title: Any,
-                         sections: Any) -> ConsentDocument:
-    """A new version of the consent document; it becomes the one people sign from now on."""
+                         sections: Any, on_account_deletion: Any = None) -> ConsentDocument:
+    """A new version of the consent document; it becomes the one people sign from now on. It states
+    what deleting one's account does to the study's data (the installation's default if not given)."""
     require_study_researcher(session, actor, study)
+    if on_account_deletion in (None, ""):
+        from peerlift.settings import get_settings
+
+        on_account_deletion = get_settings().deletion_in_study
+    if on_account_deletion not in DELETION_RULES:
+        raise InvalidInput("On account deletion the study's data is \"keep_pseudonymised\" or \"delete\".",
+                           field="on_account_deletion")
     version = _text(version, "version", "version", 32)
     title = _text(title, "title", "title", 200)
     if not isinstance(sections, list) or not sections:
@@ -334,12 +361,13 @@ def add_consent_document(session: Session, actor: User, study: Study, *, version
                                                        ConsentDocument.version == version)) is not None:
         raise Conflict(f"Version {version} of the consent document exists already; "
                        "a changed document is a new version.", field="version")
-    document = ConsentDocument(study_id=study.id, version=version, title=title, sections=clean)
+    document = ConsentDocument(study_id=study.id, version=version, title=title, sections=clean,
+                               on_account_deletion=on_account_deletion)
     session.add(document)
     design_of(session, study).consent_version = version
     session.flush()
     _audit_publish(session, actor.id, "study.consent_document_added", study.id, "consent_document", document.id,
-                   detail=version)
+                   detail=f"{version}; on account deletion: {on_account_deletion}")
     return document
 
 

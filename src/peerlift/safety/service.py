@@ -593,6 +593,22 @@ def resolve(session: Session, user: User, escalation: Escalation, *, outcome: st
     return escalation
 
 
+def subject_deleted(session: Session, escalation: Escalation, actor_id: int | None) -> None:
+    """The account of an unresolved escalation's person was deleted. The escalation and the writing it
+    is about stay (the person shows as "Deleted member"); its timeline says so, and the clinicians on
+    call (or the admins) are told, since peerlift can no longer reach the person."""
+    now = utcnow()
+    session.add(EscalationStep(escalation_id=escalation.id, at=now, kind="account_deleted", actor_id=actor_id,
+                               detail="The person's account was deleted. This escalation and the writing it is "
+                                      "about are kept; reach the person through their care team."))
+    for user_id in rota(session, escalation.space_id) or _admins(session):
+        notify(session, user_id=user_id, kind=Kind.escalation, space_id=escalation.space_id,
+               text=f"The person of escalation {escalation.id} deleted their account. The escalation stays "
+                    f"{escalation.status.value}; reach them through their care team.",
+               link=f"/safety/escalations/{escalation.id}")
+    identity.audit(session, actor_id, "escalation.subject_deleted", "escalation", escalation.id)
+
+
 def _publish_update(session: Session, escalation: Escalation, kind: str, actor: User) -> None:
     for user_id in set(rota(session, escalation.space_id)) | set(_admins(session)):
         publish(session, kind, Audience(user_id=user_id), actor_id=actor.id, object_type="escalation",
