@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,14 +22,31 @@ from tests.conftest import build_world
 
 MESSAGES = 2_000
 KILLS = 20
-READY_SECONDS = 2.0
 PEERLIFT = str(Path(sys.executable).with_name("peerlift"))
 
 
-def _start(url: str) -> subprocess.Popen:
-    env = {**os.environ, "PEERLIFT_DATABASE_URL": url}
-    return subprocess.Popen([PEERLIFT, "worker", "--batch", "4"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+class Worker:
+    """A `peerlift worker` process and the moment it said it was running (its threads claim work from
+    then on; on a busy machine the imports before that take seconds, and killing it earlier tests nothing)."""
+
+    def __init__(self, url: str) -> None:
+        env = {**os.environ, "PEERLIFT_DATABASE_URL": url}
+        self.process = subprocess.Popen([PEERLIFT, "worker", "--batch", "4"], env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True)
+        self.ready_at: float | None = None
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        for line in self.process.stdout:
+            if "running" in line and self.ready_at is None:
+                self.ready_at = time.monotonic()
+
+    def up_for(self) -> float:
+        return 0.0 if self.ready_at is None else time.monotonic() - self.ready_at
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
 
 
 # The rows this test schedules (a worker also keeps the cues' five-minute tick scheduled ahead).
@@ -49,9 +67,8 @@ def test_workers_killed_at_random_deliver_everything_exactly_once(postgres_datab
             scheduler.schedule(s, "notify.prompt", {"user_id": people[i % len(people)].id, "text": f"prompt {i}"},
                                due_at=dbmod.utcnow(), dedupe_key=f"crash:{i}")
     rng = random.Random(20261125)
-    workers = [_start(postgres_database), _start(postgres_database)]
-    started = [time.monotonic()] * 2
-    kills, deadline = 0, time.monotonic() + 240
+    workers = [Worker(postgres_database), Worker(postgres_database)]
+    kills, deadline = 0, time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
             time.sleep(rng.uniform(0.3, 0.9))
@@ -65,23 +82,21 @@ def test_workers_killed_at_random_deliver_everything_exactly_once(postgres_datab
                         n = MESSAGES + kills * 1000 + i
                         scheduler.schedule(s, "notify.prompt", {"user_id": world.alice.id, "text": f"extra {n}"},
                                            due_at=dbmod.utcnow(), dedupe_key=f"crash:{n}")
-            # Kill a worker that has been up long enough to have started work (on a busy machine a
-            # worker takes seconds to start; killing it before then tests nothing).
-            ready = [i for i in range(len(workers)) if time.monotonic() - started[i] >= READY_SECONDS]
+            if kills >= KILLS:
+                continue  # enough crashes: the survivors (and their successors) finish the work
+            # Kill a worker that has been claiming work for a moment, at a random point of its batches.
+            ready = [i for i, w in enumerate(workers) if w.up_for() >= rng.uniform(0.3, 1.5)]
             if not ready:
                 continue
             victim = rng.choice(ready)
-            workers[victim].send_signal(signal.SIGKILL)
-            workers[victim].wait()
+            workers[victim].kill()
             kills += 1
-            workers[victim] = _start(postgres_database)
-            started[victim] = time.monotonic()
+            workers[victim] = Worker(postgres_database)
         else:
             raise AssertionError(f"not finished in time: {_pending()} pending after {kills} kills")
     finally:
         for w in workers:
-            w.send_signal(signal.SIGKILL)
-            w.wait()
+            w.kill()
     assert kills >= KILLS
     with dbmod.transaction(write=False) as s:
         total = s.scalar(select(func.count()).select_from(ScheduledDelivery).where(PROMPTS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import secrets
@@ -31,7 +32,15 @@ class InvitationUnusable(Gone):
 
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("peerlift-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check a password against when nobody has that address, so the answer takes as
+    long as for a real account. Made on first use: hashing at import slowed every process start."""
+    return _hasher.hash("peerlift-timing-equaliser")
+
+
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MIN_PASSWORD = 10
 SESSION_TOUCH_EVERY = dt.timedelta(minutes=5)
@@ -186,7 +195,7 @@ def authenticate(session: Session, email: str, password: str) -> User:
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None or not user.is_active:
         try:
-            _hasher.verify(_DUMMY_HASH, password)
+            _hasher.verify(_dummy_hash(), password)
         except VerificationError:
             pass
         raise InvalidCredentials("The email address or the password is not right.")
