@@ -63,7 +63,7 @@ R = responses
 
 def _circle_out(db, user, space) -> CircleDetailOut:
     """A circle as its viewer sees it; an admin who created a circle they are not in sees role none."""
-    summary = next((c for c in queries.my_circles(db, user) if c.id == space.id), None)
+    summary = next((c for c in queries.my_circles(db, user, space.kind) if c.id == space.id), None)
     fields = summary.__dict__ if summary is not None else {
         "id": space.id, "name": space.name, "description": space.description, "timezone": space.timezone,
         "my_role": "none", "member_count": 0, "unread_count": 0, "rules_accepted": False, "archived": False}
