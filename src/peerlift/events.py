@@ -109,6 +109,8 @@ def publish(
     data: dict[str, Any] | None = None,
 ) -> Event:
     """Record an event of this unit of work. It is written, and gets its id, as the unit commits."""
+    if audience.space_id is not None and _in_community(session, audience.space_id):
+        data = {**(data or {}), "pseudonymous": True}
     event = Event(
         kind=kind,
         at=utcnow(),
@@ -122,6 +124,15 @@ def publish(
     )
     session.info.setdefault(PENDING, []).append(event)
     return event
+
+
+def _in_community(session: Session, space_id: int) -> bool:
+    """Whether a space is an open community: its live events then carry no account ids (people there go
+    by a community name). The space is nearly always loaded already."""
+    from peerlift.community.models import Space, SpaceKind
+
+    space = session.get(Space, space_id)
+    return space is not None and space.kind == SpaceKind.community
 
 
 PENDING = "peerlift_pending_events"

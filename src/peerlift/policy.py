@@ -14,7 +14,7 @@ from typing import NewType
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from peerlift.community.models import CircleRole, Comment, Conversation, Membership, Post, Space
+from peerlift.community.models import CircleRole, Comment, Conversation, Membership, Post, Space, SpaceKind
 from peerlift.errors import Forbidden, NotFound
 from peerlift.identity.models import Role, User
 
@@ -80,6 +80,24 @@ def circle_access(session: Session, user: User, space_id: int) -> CircleAccess:
 MODERATOR_ROLES = (CircleRole.facilitator, CircleRole.clinician)
 
 
+def open_community(session: Session, community_id: int) -> Space:
+    """An open community: anyone signed in sees its name, description and guidelines, and may join.
+    Its posts are read through ``circle_access``, by members only. Circles here answer 404."""
+    space = session.get(Space, community_id)
+    if space is None or space.kind != SpaceKind.community or space.archived_at is not None:
+        raise _not_found("community", "community_id")
+    return space
+
+
+def community_access(session: Session, user: User, community_id: int) -> CircleAccess:
+    """A community's posts, for its members: to anyone else the feed answers 404."""
+    open_community(session, community_id)
+    try:
+        return circle_access(session, user, community_id)
+    except NotFound:
+        raise _not_found("community", "community_id") from None
+
+
 def seen_by(model, user_id: int, role_column):
     """Writing a member may see: what the circle sees, their own (held or removed, with the reason),
     and, for the circle's facilitators and clinicians, what waits for review."""
@@ -135,7 +153,7 @@ def may_message(session: Session, sender: User, recipient: User) -> bool:
         select(mine.c.role, Membership.role, Space.allow_member_dms)
         .join(Membership, Membership.space_id == mine.c.space_id)
         .join(Space, Space.id == Membership.space_id)
-        .where(Membership.user_id == recipient.id, Space.archived_at.is_(None))
+        .where(Membership.user_id == recipient.id, Space.archived_at.is_(None), Space.kind == SpaceKind.circle)
     ).all()
     staff = {CircleRole.facilitator, CircleRole.clinician}
     members_may = False
@@ -162,10 +180,12 @@ def in_different_arms(session: Session, a_id: int, b_id: int) -> bool:
 
 
 def visible_user(session: Session, viewer: User, user_id: int) -> User:
-    """A person is visible to those who share a circle with them (and to themselves)."""
+    """A person is visible to those who share a circle with them (and to themselves). Sharing an open
+    community does not count: there people go by a community name."""
     if user_id == viewer.id:
         return viewer
-    mine = select(Membership.space_id).where(Membership.user_id == viewer.id)
+    mine = (select(Membership.space_id).join(Space, Space.id == Membership.space_id)
+            .where(Membership.user_id == viewer.id, Space.kind == SpaceKind.circle))
     shared = session.scalar(
         select(User).join(Membership, Membership.user_id == User.id)
         .where(User.id == user_id, Membership.space_id.in_(mine)).limit(1)
@@ -194,8 +214,9 @@ def tracking_subject(session: Session, viewer: User, person_id: int) -> User:
     clinician. Anyone else answers 404, like a person who does not exist."""
     if person_id == viewer.id:
         return viewer
-    staffed = select(Membership.space_id).where(Membership.user_id == viewer.id,
-                                                Membership.role.in_(TRACKING_VIEWER_ROLES))
+    staffed = (select(Membership.space_id).join(Space, Space.id == Membership.space_id)
+               .where(Membership.user_id == viewer.id, Membership.role.in_(TRACKING_VIEWER_ROLES),
+                      Space.kind == SpaceKind.circle))
     person = session.scalar(
         select(User).join(Membership, Membership.user_id == User.id)
         .where(User.id == person_id, Membership.space_id.in_(staffed)).limit(1)
@@ -225,7 +246,8 @@ def questionnaire_request_access(session: Session, user: User, request_id: int):
 def facilitated_circles(session: Session, user: User) -> list[AccessibleSpaceID]:
     """The circles whose inbox this person sees: those they facilitate."""
     return [AccessibleSpaceID(space_id) for space_id in session.scalars(
-        select(Membership.space_id).where(Membership.user_id == user.id, Membership.role.in_(STAFF_CIRCLE_ROLES))
+        select(Membership.space_id).join(Space, Space.id == Membership.space_id)
+        .where(Membership.user_id == user.id, Membership.role.in_(STAFF_CIRCLE_ROLES), Space.kind == SpaceKind.circle)
         .order_by(Membership.space_id))]
 
 

@@ -101,6 +101,10 @@ STUDY_RESEARCHER = rule(ok={"researcher"}, forbidden={"admin"})           # chan
 RESEARCHERS = roles("researcher", "other_researcher", "admin")           # by role: define measures, studies
 TAKES_PART = rule(ok=PARTICIPANTS, forbidden=STAFF_ROLES)                 # participant accounts only
 ADMIN_ONLY = rule(ok={"admin"})                                           # the audit trail: hidden from others
+# open communities: coach facilitates ``community``, alice is a member; anyone signed in sees its page and joins
+COMMUNITY_PAGE = SIGNED                                                    # browse, see guidelines, join
+COMMUNITY = rule(ok={"alice", "coach"})                                   # its posts: members only
+CREATE_COMMUNITY = roles("coach", "other_coach", "admin")                 # facilitators and admins create
 ENROLMENT_RANDOMISE = rule(ok={"alice", "researcher"})                    # the person, or the study's researchers
 
 TABLE: dict[str, dict[str, str]] = {
@@ -134,6 +138,13 @@ TABLE: dict[str, dict[str, str]] = {
     "POST /api/v1/users/{user_id}/deletion": roles("admin"),
     # --- community (API) ---
     "GET /api/v1/circles": SIGNED,
+    "GET /api/v1/communities": COMMUNITY_PAGE,
+    "POST /api/v1/communities": CREATE_COMMUNITY,
+    "GET /api/v1/communities/{community_id}": COMMUNITY_PAGE,
+    "POST /api/v1/communities/{community_id}/membership": COMMUNITY_PAGE,
+    "DELETE /api/v1/communities/{community_id}/membership": COMMUNITY,
+    "GET /api/v1/communities/{community_id}/posts": COMMUNITY,
+    "POST /api/v1/communities/{community_id}/posts": COMMUNITY,
     "POST /api/v1/circles": roles("coach", "other_coach", "admin"),
     "GET /api/v1/circles/{circle_id}": CIRCLE,
     "GET /api/v1/circles/{circle_id}/members": CIRCLE,
@@ -287,6 +298,12 @@ TABLE: dict[str, dict[str, str]] = {
     "POST /admin/accounts/{user_id}/delete": roles("admin"),
     # --- community (pages) ---
     "GET /circles": SIGNED,
+    "GET /communities": COMMUNITY_PAGE,
+    "GET /communities/new": CREATE_COMMUNITY,
+    "POST /communities/new": CREATE_COMMUNITY,
+    "GET /communities/{community_id}": COMMUNITY_PAGE,
+    "POST /communities/{community_id}/join": COMMUNITY_PAGE,
+    "POST /communities/{community_id}/leave": COMMUNITY,
     "GET /circles/new": roles("coach", "other_coach", "admin"),
     "POST /circles/new": roles("coach", "other_coach", "admin"),
     "GET /circles/{circle_id}": CIRCLE,
@@ -419,6 +436,10 @@ def requests_for(o) -> dict[str, dict]:
         "PATCH /api/v1/me": {"json": {"pronouns": "they/them"}},
         "POST /api/v1/me/password": {"json": {"current_password": PASSWORD, "new_password": "a long new password"}},
         "POST /api/v1/circles": {"json": {"name": "Evening Walkers"}},
+        "POST /api/v1/communities": {"json": {"name": "Long COVID", "rules": "Be kind."}},
+        "POST /api/v1/communities/{community_id}/membership": {"json": {"pseudonym": "Steady Otter 17",
+                                                                        "accept_guidelines": True}},
+        "POST /api/v1/communities/{community_id}/posts": {"json": {"body": "Hello, everyone."}},
         "POST /api/v1/circles/{circle_id}/members": {"json": {"email": o.dora.email}},
         "PATCH /api/v1/circles/{circle_id}/members/{user_id}": {"json": {"role": "peer_supporter"}},
         "POST /api/v1/circles/{circle_id}/read": {"json": {"post_id": o.post_id}},
@@ -498,6 +519,9 @@ def requests_for(o) -> dict[str, dict]:
         "POST /password/forgot": {"data": {"email": o.dora.email}},
         "POST /password/reset/{token}": {"data": {"password": "a long new password"}},
         "POST /circles/new": {"data": {"name": "Evening Walkers", "timezone": "Europe/London"}},
+        "POST /communities/new": {"data": {"name": "Long COVID", "rules": "Be kind."}},
+        "POST /communities/{community_id}/join": {"data": {"pseudonym": "Steady Otter 17",
+                                                           "accept_guidelines": "true"}},
         "POST /circles/{circle_id}/posts": {"data": {"body": "Walked again today."}},
         "POST /circles/{circle_id}/members/{user_id}/role": {"data": {"role": "peer_supporter"}},
         "POST /circles/{circle_id}/invitations": {"data": {"days_valid": "7", "max_uses": "5"}},

@@ -55,6 +55,8 @@ class Objects:
     reset_token: str                 # dora's password reset
     two_factor_secret: str           # tess signs in with two-factor: her app's key
     challenge_token: str             # her password was right; a code is awaited
+    community_id: int = 0            # an open community: coach facilitates it, alice is a member
+    community_post_id: int = 0       # alice's post in it
     other_posts: dict = field(default_factory=dict)  # other_circle (arm B): carol's post, comment, poll
 
     @property
@@ -70,6 +72,7 @@ class Objects:
             "escalation_id": self.escalation_id, "instrument_key": "phq9", "key": "phq9", "measure_key": "weight",
             "request_id": self.request_id, "card_id": self.card_id, "study_id": w.study.id,
             "enrolment_id": self.enrolment_id, "slug": w.study.slug, "chart": "engagement",
+            "community_id": self.community_id,
         }
 
     def token_for(self, path: str) -> str:
@@ -160,6 +163,12 @@ def build_objects(s: Session) -> Objects:
     s.add(card)
     s.flush()
 
+    # an open community: coach created it (and facilitates it), alice joined under her community name
+    quitting = community.create_community(s, w.coach, name="Quitting smoking", description="One day at a time.",
+                                          rules="Be kind.", allow_anonymous=True)
+    community.join_community(s, w.alice, quitting, pseudonym="Calm Heron 42", accept_guidelines=True)
+    community_post = community.create_post(s, circle_access(s, w.alice, quitting.id), "Day 3 without a cigarette.")
+
     # arm B's own content, for the tests that look for leaks across arms
     carol = circle_access(s, w.carol, w.other_circle.id)
     carol_post = community.create_post(s, carol, "Arm B secret: the stride plan.")
@@ -183,6 +192,7 @@ def build_objects(s: Session) -> Objects:
         review_item_id=flag.review_item_id, escalation_id=escalation_id, request_id=request.id, card_id=card.id,
         enrolment_id=enrolment.id, invitation_token=invitation_token, study_token=study_token,
         reset_token=reset_token, two_factor_secret=two_factor_row.secret, challenge_token=challenge_token,
+        community_id=quitting.id, community_post_id=community_post.id,
         other_posts={"post_id": carol_post.id, "comment_id": carol_comment.id,
                      "poll_id": s.scalar(select(Poll.id).where(Poll.post_id == carol_poll.id))},
     )

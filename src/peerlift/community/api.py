@@ -17,6 +17,8 @@ from peerlift.community.schemas import (
     CircleIn,
     CircleOut,
     CommentIn,
+    CommunityIn,
+    CommunityOut,
     CommentOut,
     CommentPatch,
     ConversationIn,
@@ -24,6 +26,7 @@ from peerlift.community.schemas import (
     FeedOut,
     InvitationIn,
     InvitationOut,
+    JoinIn,
     MemberIn,
     MemberRoleIn,
     MessageIn,
@@ -42,7 +45,15 @@ from peerlift.community.schemas import (
 from peerlift.errors import Forbidden, NotFound, responses
 from peerlift.identity import service as identity
 from peerlift.identity.models import User
-from peerlift.policy import circle_access, comment_access, conversation_access, post_access, visible_user
+from peerlift.policy import (
+    circle_access,
+    comment_access,
+    community_access,
+    conversation_access,
+    open_community,
+    post_access,
+    visible_user,
+)
 from peerlift.settings import get_settings
 from peerlift.web.deps import DB, CurrentUser
 
@@ -52,7 +63,7 @@ R = responses
 
 def _circle_out(db, user, space) -> CircleDetailOut:
     """A circle as its viewer sees it; an admin who created a circle they are not in sees role none."""
-    summary = next((c for c in queries.my_circles(db, user) if c.id == space.id), None)
+    summary = next((c for c in queries.my_circles(db, user, space.kind) if c.id == space.id), None)
     fields = summary.__dict__ if summary is not None else {
         "id": space.id, "name": space.name, "description": space.description, "timezone": space.timezone,
         "my_role": "none", "member_count": 0, "unread_count": 0, "rules_accepted": False, "archived": False}
@@ -150,9 +161,60 @@ def create_post(circle_id: int, body: PostIn, db: DB, user: CurrentUser):
         db, access, body.body,
         poll_question=poll.question if poll else None, poll_options=poll.options if poll else None,
         poll_multiple=poll.multiple if poll else False, poll_closes_at=poll.closes_at if poll else None,
-        confirm_personal_information=body.confirm_personal_information,
+        confirm_personal_information=body.confirm_personal_information, anonymous=body.anonymous,
     )
     return _with_screening(queries.post_view(db, access, post), post)
+
+
+# --- open communities ---------------------------------------------------------------------------
+
+def _community_out(db, user, community_id: int) -> CommunityOut:
+    return queries.communities(db, user, only=community_id)[0]
+
+
+@router.get("/communities", response_model=list[CommunityOut], responses=R(401))
+def list_communities(db: DB, user: CurrentUser):
+    return queries.communities(db, user)
+
+
+@router.post("/communities", response_model=CommunityOut, status_code=201, responses=R(401, 403, 422))
+def create_community(body: CommunityIn, db: DB, user: CurrentUser):
+    space = service.create_community(db, user, **body.model_dump())
+    return _community_out(db, user, space.id)
+
+
+@router.get("/communities/{community_id}", response_model=CommunityOut, responses=R(401, 404))
+def get_community(community_id: int, db: DB, user: CurrentUser):
+    return _community_out(db, user, open_community(db, community_id).id)
+
+
+@router.post("/communities/{community_id}/membership", response_model=CommunityOut, status_code=201,
+             responses=R(401, 404, 409, 422))
+def join_community(community_id: int, body: JoinIn, db: DB, user: CurrentUser):
+    space = open_community(db, community_id)
+    service.join_community(db, user, space, pseudonym=body.pseudonym, accept_guidelines=body.accept_guidelines)
+    return _community_out(db, user, space.id)
+
+
+@router.delete("/communities/{community_id}/membership", status_code=204, responses=R(401, 404, 409))
+def leave_community(community_id: int, db: DB, user: CurrentUser):
+    service.leave_community(db, user, open_community(db, community_id))
+    return Response(status_code=204)
+
+
+@router.get("/communities/{community_id}/posts", response_model=FeedOut, responses=R(401, 404, 422))
+def list_community_posts(community_id: int, db: DB, user: CurrentUser,
+                         before: Annotated[int | None, Query(description="cursor: next_cursor of the previous page")] = None,
+                         limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    """The community's feed, for its members only (the same feed as a circle's)."""
+    return queries.feed(db, community_access(db, user, community_id), before=before, limit=limit)
+
+
+@router.post("/communities/{community_id}/posts", response_model=PostOut, status_code=201,
+             responses=R(401, 403, 404, 422, 429))
+def create_community_post(community_id: int, body: PostIn, db: DB, user: CurrentUser):
+    community_access(db, user, community_id)
+    return create_post(community_id, body, db, user)
 
 
 def _with_screening(view, obj) -> dict:

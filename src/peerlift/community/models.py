@@ -37,7 +37,7 @@ REACTION_EMOJI = {"like": "👍", "heart": "❤️", "clap": "👏", "hug": "�
 
 
 class Space(Base):
-    """A private circle (or, later, an open community): one model, so the feed is written once."""
+    """A private circle or an open community: one model, so the feed is written once."""
 
     __tablename__ = "space"
 
@@ -49,6 +49,7 @@ class Space(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     allow_member_dms: Mapped[bool] = mapped_column(default=False)
     premoderated: Mapped[bool] = mapped_column(default=False)  # every post reviewed before the circle sees it
+    allow_anonymous: Mapped[bool] = mapped_column(default=False)  # communities: posts may hide their author
     arm_id: Mapped[int | None] = mapped_column(ForeignKey("arm.id", ondelete="SET NULL"), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -91,6 +92,7 @@ class Post(Base):
     comment_count: Mapped[int] = mapped_column(Integer, default=0)
     visibility: Mapped[str] = mapped_column(String(8), default="visible")  # safety.models.Visibility
     removed_reason: Mapped[str] = mapped_column(Text, default="")
+    anonymous: Mapped[bool] = mapped_column(default=False)  # members see "Anonymous member"
 
     author: Mapped[User] = relationship(lazy="raise")
     poll: Mapped[Poll | None] = relationship(lazy="raise", back_populates="post", uselist=False)

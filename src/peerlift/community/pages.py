@@ -24,6 +24,7 @@ from peerlift.policy import (
     circle_access,
     comment_access,
     conversation_access,
+    open_community,
     post_access,
     visible_user,
 )
@@ -101,6 +102,86 @@ def accept_rules(circle_id: int, db: DB, user: CurrentUser):
     return RedirectResponse(f"/circles/{circle_id}", status_code=303)
 
 
+# --- open communities ------------------------------------------------------------------------
+
+@router.get("/communities")
+def communities(request: Request, db: DB, user: CurrentUser):
+    return page(request, "communities.html", {"communities": queries.communities(db, user),
+                                              "can_create": user.role in CAN_CREATE_CIRCLE_ROLES})
+
+
+@router.get("/communities/new")
+def new_community_form(request: Request, user: CurrentUser):
+    if user.role not in CAN_CREATE_CIRCLE_ROLES:
+        raise Forbidden("Only facilitators and admins create communities.")
+    return page(request, "community_new.html", {"form": {}})
+
+
+@router.post("/communities/new")
+def create_community(request: Request, db: DB, user: CurrentUser,
+                     name: Annotated[str, Form(max_length=200)] = "",
+                     description: Annotated[str, Form(max_length=2000)] = "",
+                     rules: Annotated[str, Form(max_length=5000)] = "",
+                     allow_anonymous: Annotated[bool, Form()] = False):
+    try:
+        space = service.create_community(db, user, name=name, description=description, rules=rules,
+                                         allow_anonymous=allow_anonymous)
+    except PeerliftError as exc:
+        if isinstance(exc, Forbidden):
+            raise
+        db.rollback()
+        return page(request, "community_new.html", {"error": exc.message, "field": exc.field, "form": {
+            "name": name, "description": description, "rules": rules, "allow_anonymous": allow_anonymous}},
+            status_code=exc.status_code)
+    return RedirectResponse(f"/communities/{space.id}", status_code=303)
+
+
+def _community_page(request: Request, db, user, community_id: int, *, error: str | None = None,
+                    field: str | None = None, pseudonym: str | None = None, status: int = 200):
+    summary = queries.communities(db, user, only=community_id)[0]
+    suggestion = pseudonym if pseudonym is not None else (user.pseudonym or service.suggest_pseudonym(db))
+    return page(request, "community.html", {"community": summary, "pseudonym": suggestion,
+                                            "has_pseudonym": user.pseudonym is not None,
+                                            "error": error, "field": field}, status_code=status)
+
+
+@router.get("/communities/{community_id}")
+def community(request: Request, community_id: int, db: DB, user: CurrentUser):
+    """What anyone signed in sees of a community: its description and guidelines, and the way in."""
+    open_community(db, community_id)
+    return _community_page(request, db, user, community_id)
+
+
+@router.post("/communities/{community_id}/join")
+def join_community(request: Request, community_id: int, db: DB, user: CurrentUser,
+                   pseudonym: Annotated[str, Form(max_length=200)] = "",
+                   accept_guidelines: Annotated[bool, Form()] = False):
+    space = open_community(db, community_id)
+    try:
+        service.join_community(db, user, space, pseudonym=pseudonym, accept_guidelines=accept_guidelines)
+    except PeerliftError as exc:
+        if isinstance(exc, (Forbidden, NotFound)):
+            raise
+        db.rollback()
+        return _community_page(request, db, user, community_id, error=exc.message, field=exc.field,
+                               pseudonym=pseudonym, status=exc.status_code)
+    return RedirectResponse(f"/circles/{community_id}", status_code=303)
+
+
+@router.post("/communities/{community_id}/leave")
+def leave_community(request: Request, community_id: int, db: DB, user: CurrentUser):
+    space = open_community(db, community_id)
+    try:
+        service.leave_community(db, user, space)
+    except PeerliftError as exc:
+        if isinstance(exc, (Forbidden, NotFound)):
+            raise
+        db.rollback()
+        return _community_page(request, db, user, community_id, error=exc.message, field=exc.field,
+                               status=exc.status_code)
+    return RedirectResponse("/communities", status_code=303)
+
+
 def _parse_closes(value: str, tz: str) -> dt.datetime | None:
     if not value:
         return None
@@ -119,7 +200,8 @@ def create_post(request: Request, circle_id: int, db: DB, user: CurrentUser, bod
                 poll_options: Annotated[str, Form(max_length=5000)] = "",
                 poll_multiple: Annotated[bool, Form()] = False,
                 poll_closes_at: Annotated[str, Form(max_length=40)] = "",
-                confirm_personal_information: Annotated[bool, Form()] = False):
+                confirm_personal_information: Annotated[bool, Form()] = False,
+                anonymous: Annotated[bool, Form()] = False):
     access = circle_access(db, user, circle_id)
     has_poll = bool(poll_question.strip() or poll_options.strip())
     try:
@@ -129,7 +211,7 @@ def create_post(request: Request, circle_id: int, db: DB, user: CurrentUser, bod
             poll_options=poll_options.splitlines() if has_poll else None,
             poll_multiple=poll_multiple,
             poll_closes_at=_parse_closes(poll_closes_at, user.timezone) if has_poll else None,
-            confirm_personal_information=confirm_personal_information,
+            confirm_personal_information=confirm_personal_information, anonymous=anonymous,
         )
     except PeerliftError as exc:
         if isinstance(exc, (Forbidden, NotFound)):
@@ -139,6 +221,7 @@ def create_post(request: Request, circle_id: int, db: DB, user: CurrentUser, bod
         return _feed_page(request, db, user, access, before=None, error=exc.message, status=exc.status_code,
                           draft={"body": body, "poll_question": poll_question, "poll_options": poll_options,
                                  "poll_multiple": poll_multiple, "poll_closes_at": poll_closes_at,
+                                 "anonymous": anonymous,
                                  "personal_information": exc.code == "personal_information"})
     return _after_write(request, post.screening, "post", f"/circles/{circle_id}#post-{post.id}")
 

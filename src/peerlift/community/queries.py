@@ -23,11 +23,12 @@ from peerlift.community.models import (
     PostRevision,
     Reaction,
     Space,
+    SpaceKind,
 )
 from peerlift.db import utcnow
 from peerlift.errors import InvalidInput, NotFound
 from peerlift.identity.models import User
-from peerlift.policy import AccessibleSpaceID, CircleAccess
+from peerlift.policy import MODERATOR_ROLES, AccessibleSpaceID, CircleAccess
 
 
 @dataclass
@@ -42,6 +43,25 @@ class Person:
     def of(cls, user: User, circle_role: CircleRole | None = None) -> Person:
         return cls(user.id, user.display_name, user.handle, user.pronouns,
                    circle_role.value if circle_role else None)
+
+
+ANONYMOUS_NAME = "Anonymous member"
+PSEUDONYM_FALLBACK = "Community member"
+
+
+def shown_person(access: CircleAccess, user: User, circle_role: CircleRole | None = None, *,
+                 anonymous: bool = False) -> Person:
+    """A person as this viewer sees them in this space. Circles show real names. Open communities show
+    the community name only, with no handle or pronouns, and no account id except to the community's
+    moderators (facilitators, clinicians) and the person themselves. An anonymous post's author is
+    "Anonymous member" to everyone but its author and the moderators."""
+    if access.space.kind != SpaceKind.community:
+        return Person.of(user, circle_role)
+    trusted = access.membership.role in MODERATOR_ROLES or user.id == access.user.id
+    if anonymous and not trusted:
+        return Person(0, ANONYMOUS_NAME, "")
+    return Person(user.id if trusted else 0, user.pseudonym or PSEUDONYM_FALLBACK, "", "",
+                  circle_role.value if circle_role else None)
 
 
 @dataclass
@@ -84,6 +104,7 @@ class PostView:
     can_delete: bool
     visibility: str = "visible"
     removed_reason: str = ""
+    anonymous: bool = False
 
 
 @dataclass
@@ -200,13 +221,14 @@ def _post_views(session: Session, access: CircleAccess, posts: list[Post]) -> li
     last_read = access.membership.last_read_post_id
     return [
         PostView(
-            id=p.id, circle_id=p.space_id, author=Person.of(p.author, roles.get(p.author_id)),
+            id=p.id, circle_id=p.space_id,
+            author=shown_person(access, p.author, roles.get(p.author_id), anonymous=p.anonymous),
             body=p.body, body_html=p.body_html, created_at=p.created_at, edited_at=p.edited_at,
             pinned=p.pinned_at is not None, comment_count=p.comment_count,
             reactions=counts.get(p.id, {}), my_reactions=mine.get(p.id, []), poll=polls.get(p.id),
             unread=p.id > last_read and p.author_id != access.user.id,
             can_edit=access.can_edit(p.author_id), can_delete=access.can_delete(p.author_id),
-            visibility=p.visibility, removed_reason=p.removed_reason,
+            visibility=p.visibility, removed_reason=p.removed_reason, anonymous=p.anonymous,
         )
         for p in posts
     ]
@@ -289,7 +311,7 @@ def comments(session: Session, access: CircleAccess, post: Post) -> list[Comment
     by_id: dict[int, CommentView] = {}
     for c in rows:
         view = CommentView(
-            id=c.id, post_id=c.post_id, parent_id=c.parent_id, author=Person.of(c.author, roles.get(c.author_id)),
+            id=c.id, post_id=c.post_id, parent_id=c.parent_id, author=shown_person(access, c.author, roles.get(c.author_id)),
             body=c.body, body_html=c.body_html, created_at=c.created_at, edited_at=c.edited_at,
             reactions=counts.get(c.id, {}), my_reactions=mine.get(c.id, []),
             can_edit=access.can_edit(c.author_id), can_delete=access.can_delete(c.author_id),
@@ -346,11 +368,11 @@ def poll_view(session: Session, access: CircleAccess, poll: Poll) -> PollView:
     return _poll_views(session, access, [poll.post_id])[poll.post_id]
 
 
-def my_circles(session: Session, user: User) -> list[CircleSummary]:
-    """The viewer's circles with member counts and unread counts, in three statements."""
+def my_circles(session: Session, user: User, kind: SpaceKind = SpaceKind.circle) -> list[CircleSummary]:
+    """The viewer's circles (or communities) with member counts and unread counts, in three statements."""
     rows = session.execute(
         select(Space, Membership).join(Membership, Membership.space_id == Space.id)
-        .where(Membership.user_id == user.id).order_by(Space.name)
+        .where(Membership.user_id == user.id, Space.kind == kind).order_by(Space.name)
     ).all()
     if not rows:
         return []
@@ -381,11 +403,43 @@ def members(session: Session, access: CircleAccess) -> list[Person]:
         (Membership.role == CircleRole.peer_supporter, 2),
         else_=3,
     )
+    name = User.pseudonym if access.space.kind == SpaceKind.community else User.display_name
     rows = session.execute(
         select(User, Membership.role).join(Membership, Membership.user_id == User.id)
-        .where(Membership.space_id == access.space_id).order_by(order, User.display_name)
+        .where(Membership.space_id == access.space_id).order_by(order, name)
     ).all()
-    return [Person.of(user, role) for user, role in rows]
+    return [shown_person(access, user, role) for user, role in rows]
+
+
+# --- open communities ----------------------------------------------------------------------
+
+@dataclass
+class CommunitySummary:
+    id: int
+    name: str
+    description: str
+    rules: str
+    allow_anonymous: bool
+    member_count: int
+    joined: bool
+    my_role: str | None
+
+
+def communities(session: Session, user: User, only: int | None = None) -> list[CommunitySummary]:
+    """Every open community, with its member count and whether the viewer belongs, in two statements."""
+    members_of = (select(Membership.space_id, func.count().label("n")).group_by(Membership.space_id)
+                  .subquery())
+    mine = select(Membership.space_id, Membership.role).where(Membership.user_id == user.id).subquery()
+    query = (select(Space, members_of.c.n, mine.c.role)
+             .outerjoin(members_of, members_of.c.space_id == Space.id)
+             .outerjoin(mine, mine.c.space_id == Space.id)
+             .where(Space.kind == SpaceKind.community, Space.archived_at.is_(None)).order_by(Space.name))
+    if only is not None:
+        query = query.where(Space.id == only)
+    return [CommunitySummary(id=space.id, name=space.name, description=space.description, rules=space.rules,
+                             allow_anonymous=space.allow_anonymous, member_count=count or 0,
+                             joined=role is not None, my_role=role.value if role is not None else None)
+            for space, count, role in session.execute(query).all()]
 
 
 # --- direct messages ----------------------------------------------------------------------

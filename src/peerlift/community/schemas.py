@@ -88,6 +88,7 @@ class PollIn(_In):
 class PostIn(_In):
     body: str = Field(max_length=200_000)
     poll: PollIn | None = None
+    anonymous: bool = Field(False, description="Open communities that allow it: members see \"Anonymous member\"")
     confirm_personal_information: bool = Field(
         False, description="Post even though the text seems to hold a phone number, email, address or full name")
 
@@ -143,6 +144,7 @@ class PostOut(_Out):
     can_delete: bool
     visibility: str = Field("visible", description="visible, held (for review) or removed")
     removed_reason: str = ""
+    anonymous: bool = Field(False, description="Posted anonymously (the community's moderators still see who)")
     safety: ScreeningOut | None = Field(None, description="Only in the answer to the author's own write")
 
 
@@ -226,3 +228,28 @@ class MessageOut(_Out):
 class MessagesOut(BaseModel):
     messages: list[MessageOut]
     next_cursor: int | None
+
+
+class CommunityIn(_In):
+    name: str = Field(max_length=200)
+    description: str = Field("", max_length=2000)
+    rules: str = Field("", max_length=5000, description="The guidelines, shown and accepted on joining")
+    allow_anonymous: bool = False
+    timezone: str | None = Field(None, max_length=64)
+
+
+class CommunityOut(_Out):
+    id: int
+    name: str
+    description: str
+    rules: str = Field(description="The guidelines")
+    allow_anonymous: bool
+    member_count: int
+    joined: bool
+    my_role: str | None
+
+
+class JoinIn(_In):
+    pseudonym: str | None = Field(None, max_length=200,
+                                  description="Your community name; needed on first joining, never your real name")
+    accept_guidelines: bool = Field(False, description="Needed when the community has guidelines")

@@ -97,8 +97,15 @@ def _render_with_mentions(session: Session, space_id: int, body: str) -> tuple[s
     return html, {handle: user_id for handle, user_id in candidates.items() if user_id in named}
 
 
+def _anonymous(post: Post) -> dict:
+    """Event data of an anonymous post: the live stream then leaves out who acted."""
+    return {"anonymous": True} if post.anonymous else {}
+
+
 def _record_mentions(session: Session, access: CircleAccess, mentions: dict[str, int], *,
-                     post_id: int | None = None, comment_id: int | None = None) -> None:
+                     post_id: int | None = None, comment_id: int | None = None, anonymous: bool = False) -> None:
+    """Those named hear of it; a mention in an anonymous post names no author."""
+    actor_id = None if anonymous else access.user.id
     already: set[int] = set()
     if post_id is not None:
         already = set(session.scalars(select(Mention.user_id).where(Mention.post_id == post_id)))
@@ -108,8 +115,9 @@ def _record_mentions(session: Session, access: CircleAccess, mentions: dict[str,
         session.add(Mention(post_id=post_id, comment_id=comment_id, user_id=user_id))
         publish(session, "mention.created", Audience(user_id=user_id), actor_id=access.user.id,
                 object_type="post" if post_id else "comment", object_id=post_id or comment_id,
-                data={"circle_id": access.space.id, "post_id": post_id, "comment_id": comment_id})
-        notify(session, user_id=user_id, kind=Kind.mention, actor_id=access.user.id, space_id=access.space.id,
+                data={"circle_id": access.space.id, "post_id": post_id, "comment_id": comment_id,
+                      **({"anonymous": True} if anonymous else {})})
+        notify(session, user_id=user_id, kind=Kind.mention, actor_id=actor_id, space_id=access.space.id,
                post_id=post_id if post_id is not None else _post_of(session, comment_id), comment_id=comment_id)
 
 
@@ -119,19 +127,25 @@ def _post_of(session: Session, comment_id: int | None) -> int | None:
 
 # --- circles and memberships --------------------------------------------------------------
 
+def _check_space(name: str, description: str, rules: str, what: str = "circle") -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput(f"A {what} needs a name.", field="name")
+    if len(name) > 120:
+        raise InvalidInput(f"A {what}'s name may have at most 120 characters.", field="name")
+    if len(description) > 2_000:
+        raise InvalidInput("The description may have at most 2,000 characters.", field="description")
+    if len(rules) > 5_000:
+        raise InvalidInput(f"The {'rules' if what == 'circle' else 'guidelines'} may have at most 5,000 characters.",
+                           field="rules")
+    return name
+
+
 def create_circle(session: Session, actor: User, *, name: str, description: str = "",
                   rules: str = "", timezone: str | None = None, allow_member_dms: bool = False,
                   arm_id: int | None = None) -> Space:
     require_role(actor, CAN_CREATE_CIRCLE_ROLES, "create circles")
-    name = " ".join(name.split())
-    if not name:
-        raise InvalidInput("A circle needs a name.", field="name")
-    if len(name) > 120:
-        raise InvalidInput("A circle's name may have at most 120 characters.", field="name")
-    if len(description) > 2_000:
-        raise InvalidInput("The description may have at most 2,000 characters.", field="description")
-    if len(rules) > 5_000:
-        raise InvalidInput("The rules may have at most 5,000 characters.", field="rules")
+    name = _check_space(name, description, rules)
     timezone = identity.check_timezone(timezone or get_settings().default_timezone)
     if arm_id is not None and session.get(Arm, arm_id) is None:
         raise InvalidInput("No arm with that id.", field="arm_id")
@@ -145,6 +159,107 @@ def create_circle(session: Session, actor: User, *, name: str, description: str 
     if actor.role == Role.facilitator:
         add_member(session, actor, space, actor, CircleRole.facilitator)
     return space
+
+
+# --- open communities -------------------------------------------------------------------------
+
+PSEUDONYM_WORDS = (
+    ("Calm", "Brave", "Gentle", "Quiet", "Bright", "Steady", "Kind", "Patient", "Hopeful", "Warm", "Clever", "Bold"),
+    ("Heron", "Otter", "Robin", "Badger", "Willow", "River", "Fox", "Wren", "Maple", "Harbour", "Falcon", "Birch"),
+)
+PSEUDONYM_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._'-]*$")
+
+
+def suggest_pseudonym(session: Session) -> str:
+    """A random handle like "Calm Heron 42" that nobody uses yet."""
+    import secrets
+
+    for _ in range(20):
+        candidate = (f"{secrets.choice(PSEUDONYM_WORDS[0])} {secrets.choice(PSEUDONYM_WORDS[1])} "
+                     f"{secrets.randbelow(90) + 10}")
+        if session.scalar(select(User.id).where(User.pseudonym == candidate)) is None:
+            return candidate
+    return f"Member {secrets.randbelow(900_000) + 100_000}"
+
+
+def check_pseudonym(session: Session, user: User, pseudonym: str) -> str:
+    """The name a person goes by in communities: 3 to 40 letters, digits and spaces, unused by anyone
+    else, and never their display name (which would give their identity away)."""
+    pseudonym = " ".join((pseudonym or "").split())
+    if not pseudonym:
+        raise InvalidInput("Choose a community name: it is how other members will see you.", field="pseudonym")
+    if not 3 <= len(pseudonym) <= 40:
+        raise InvalidInput("A community name has 3 to 40 characters.", field="pseudonym")
+    if not PSEUDONYM_PATTERN.match(pseudonym):
+        raise InvalidInput("A community name uses letters, digits, spaces, dots, dashes and apostrophes.",
+                           field="pseudonym")
+    folded = pseudonym.casefold()
+    if folded in (user.display_name.casefold(), " ".join(user.display_name.split()).casefold(),
+                  user.handle.casefold(), user.email.casefold()):
+        raise InvalidInput("Your community name must not be your real name: choose another one.", field="pseudonym")
+    taken = session.scalar(select(User.id).where(func.lower(User.pseudonym) == folded, User.id != user.id))
+    if taken is not None:
+        raise Conflict("Someone already uses that community name; choose another one.", field="pseudonym")
+    return pseudonym
+
+
+def create_community(session: Session, actor: User, *, name: str, description: str = "", rules: str = "",
+                     allow_anonymous: bool = False, timezone: str | None = None) -> Space:
+    """An open community on a condition or topic; its creator facilitates it (under their community name)."""
+    require_role(actor, CAN_CREATE_CIRCLE_ROLES, "create communities")
+    name = _check_space(name, description, rules, what="community")
+    timezone = identity.check_timezone(timezone or get_settings().default_timezone)
+    space = Space(kind=SpaceKind.community, name=name, description=description.strip(), rules=rules.strip(),
+                  timezone=timezone, allow_anonymous=bool(allow_anonymous))
+    session.add(space)
+    session.flush()
+    identity.audit(session, actor.id, "community.created", "space", space.id)
+    publish(session, "community.created", Audience(space_id=space.id), actor_id=actor.id,
+            object_type="space", object_id=space.id, data={"circle_id": space.id})
+    if actor.pseudonym is None:
+        actor.pseudonym = suggest_pseudonym(session)
+    membership = add_member(session, actor, space, actor, CircleRole.facilitator)
+    membership.rules_accepted_at = utcnow()
+    return space
+
+
+def join_community(session: Session, user: User, space: Space, *, pseudonym: str | None = None,
+                   accept_guidelines: bool = False) -> Membership:
+    """Join an open community: the person accepts its guidelines and goes by a community name."""
+    existing = session.scalar(select(Membership.id).where(Membership.space_id == space.id,
+                                                          Membership.user_id == user.id))
+    if existing is not None:
+        raise Conflict("You are already a member of this community.", field="community_id")
+    if pseudonym is not None and pseudonym.strip():
+        chosen = check_pseudonym(session, user, pseudonym)
+    elif user.pseudonym is None:
+        raise InvalidInput("Choose a community name: it is how other members will see you.", field="pseudonym")
+    else:
+        chosen = user.pseudonym
+    if space.rules and not accept_guidelines:
+        raise InvalidInput("Read the community's guidelines and accept them to join.", field="accept_guidelines")
+    if chosen != user.pseudonym:
+        user.pseudonym = chosen
+    membership = add_member(session, user, space, user, CircleRole.member)
+    membership.rules_accepted_at = utcnow()
+    return membership
+
+
+def leave_community(session: Session, user: User, space: Space) -> None:
+    membership = session.scalar(select(Membership).where(Membership.space_id == space.id,
+                                                         Membership.user_id == user.id))
+    if membership is None:
+        raise NotFound("You are not a member of this community.", field="community_id")
+    if membership.role == CircleRole.facilitator:
+        others = session.scalar(select(func.count(Membership.id)).where(
+            Membership.space_id == space.id, Membership.role == CircleRole.facilitator, Membership.id != membership.id))
+        if not others:
+            raise Conflict("You are this community's only facilitator; it needs another before you leave.",
+                           field="community_id")
+    session.execute(delete(Membership).where(Membership.id == membership.id))
+    identity.audit(session, user.id, "membership.left", "space", space.id)
+    publish(session, "member.left", Audience(user_id=user.id), actor_id=user.id, object_type="space",
+            object_id=space.id, data={"circle_id": space.id})
 
 
 def _check_contamination(session: Session, space: Space, user: User) -> None:
@@ -281,17 +396,24 @@ def _audience(access: CircleAccess, screening: safety.Screening) -> Audience:
 
 def create_post(session: Session, access: CircleAccess, body: str, *, poll_question: str | None = None,
                 poll_options: Sequence[str] | None = None, poll_multiple: bool = False,
-                poll_closes_at: dt.datetime | None = None, confirm_personal_information: bool = False) -> Post:
+                poll_closes_at: dt.datetime | None = None, confirm_personal_information: bool = False,
+                anonymous: bool = False) -> Post:
     if not access.can_post:
         raise Forbidden("This circle is archived; nothing new can be posted.")
     body = check_body(body, limit=get_settings().post_max_chars)
+    if anonymous and access.space.kind != SpaceKind.community:
+        raise InvalidInput("Posts in a circle show their author; only open communities have anonymous posts.",
+                           field="anonymous")
+    if anonymous and not access.space.allow_anonymous:
+        raise InvalidInput("This community does not allow anonymous posts.", field="anonymous")
     has_poll = poll_options is not None or poll_question is not None
     if has_poll:
         question, options = _check_poll(poll_question or "", poll_options or [], poll_closes_at)
     safety.check_can_write(session, access)
     safety.check_personal_information(body, confirm_personal_information)
     html, mentions = _render_with_mentions(session, access.space.id, body)
-    post = Post(space_id=access.space.id, author_id=access.user.id, body=body, body_html=html)
+    post = Post(space_id=access.space.id, author_id=access.user.id, body=body, body_html=html,
+                anonymous=bool(anonymous))
     session.add(post)
     session.flush()
     post.screening = safety.screen(session, access, "post", post)
@@ -301,12 +423,12 @@ def create_post(session: Session, access: CircleAccess, body: str, *, poll_quest
         session.add(poll)
         session.flush()
     if not post.screening.held:
-        _record_mentions(session, access, mentions, post_id=post.id)
+        _record_mentions(session, access, mentions, post_id=post.id, anonymous=post.anonymous)
     mark_read_own(session, access, post.id)
     publish(session, "post.created", _audience(access, post.screening), actor_id=access.user.id,
             object_type="post", object_id=post.id,
             data={"circle_id": access.space.id, "post_id": post.id, "has_poll": has_poll,
-                  "length": len(body)})
+                  "length": len(body), **_anonymous(post)})
     return post
 
 
@@ -338,10 +460,11 @@ def edit_post(session: Session, access: CircleAccess, post: Post, body: str, *,
     post.body, post.body_html, post.edited_at = body, html, utcnow()
     session.flush()
     post.screening = safety.rescreen_edit(session, access, "post", post)
-    _record_mentions(session, access, mentions, post_id=post.id)
+    _record_mentions(session, access, mentions, post_id=post.id, anonymous=post.anonymous)
     publish(session, "post.edited", _audience(access, post.screening) if post.visibility != "visible"
             else Audience(space_id=access.space.id), actor_id=access.user.id,
-            object_type="post", object_id=post.id, data={"circle_id": access.space.id, "post_id": post.id})
+            object_type="post", object_id=post.id,
+            data={"circle_id": access.space.id, "post_id": post.id, **_anonymous(post)})
     return post
 
 
@@ -353,7 +476,8 @@ def delete_post(session: Session, access: CircleAccess, post: Post) -> None:
     if post.author_id != access.user.id:
         identity.audit(session, access.user.id, "post.deleted_by_facilitator", "post", post.id)
     publish(session, "post.deleted", Audience(space_id=access.space.id), actor_id=access.user.id,
-            object_type="post", object_id=post.id, data={"circle_id": access.space.id, "post_id": post.id})
+            object_type="post", object_id=post.id,
+            data={"circle_id": access.space.id, "post_id": post.id, **_anonymous(post)})
 
 
 def set_pinned(session: Session, access: CircleAccess, post: Post, pinned: bool) -> Post:

@@ -29,13 +29,18 @@ def audience_key(event: Event) -> str | None:
     return None
 
 
+ACCOUNT_KEYS = frozenset({"user_id", "post_author_id", "target_author_id", "user_ids"})
+
+
 def frame(event: Event) -> str:
-    """One Server-Sent Events frame naming the object of the event."""
+    """One Server-Sent Events frame naming the object of the event. Events of open communities (and of
+    anonymous posts) leave out who acted: there people go by a community name, not an account."""
+    hidden = bool((event.data or {}).get("anonymous") or (event.data or {}).get("pseudonymous"))
     data = {"id": event.id, "type": event.kind, "at": event.at.isoformat() if event.at else None,
-            "actor_id": event.actor_id}
+            "actor_id": None if hidden else event.actor_id}
     if event.space_id is not None:
         data["circle_id"] = event.space_id
-    data.update(event.data or {})
+    data.update({k: v for k, v in (event.data or {}).items() if not (hidden and k in ACCOUNT_KEYS)})
     return f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 

@@ -27,6 +27,8 @@ class User(Base):
     handle: Mapped[str] = mapped_column(String(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str] = mapped_column(String(80))
+    # The name shown in open communities, chosen on first joining one; never the display name.
+    pseudonym: Mapped[str | None] = mapped_column(String(40), nullable=True, unique=True, index=True)
     pronouns: Mapped[str] = mapped_column(String(40), default="")
     bio: Mapped[str] = mapped_column(String(500), default="")
     timezone: Mapped[str] = mapped_column(String(64))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
 
-from peerlift.community.models import Space
+from peerlift.community.models import Space, SpaceKind
 from peerlift.errors import InvalidInput
 from peerlift.identity.models import User
 from peerlift.notify.models import DEFAULT_CHANNELS, Channel, Kind, Notification, Preference
@@ -60,7 +60,11 @@ def notifications(session: Session, user: User, *, before: int | None = None,
     if not 1 <= limit <= 100:
         raise InvalidInput("limit is between 1 and 100.", field="limit")
     actor = aliased(User)
-    query = (select(Notification, actor.display_name, Space.name)
+    # In an open community the actor goes by their community name, never their real one.
+    shown_name = case((actor.id.is_(None), None),
+                      (Space.kind == SpaceKind.community, func.coalesce(actor.pseudonym, "A community member")),
+                      else_=actor.display_name)
+    query = (select(Notification, shown_name, Space.name)
              .outerjoin(actor, actor.id == Notification.actor_id)
              .outerjoin(Space, Space.id == Notification.space_id)
              .where(Notification.user_id == user.id)

@@ -219,6 +219,7 @@ def delete_account(session: Session, actor: User, user: User, *, password: Any, 
     user.email = f"deleted-{user.id}-{secrets.token_hex(8)}@deleted.invalid"
     user.handle = f"deleted-{user.id}"
     user.display_name = DELETED_NAME
+    user.pseudonym = None  # the community name goes too
     user.pronouns = user.bio = ""
     user.password_hash = "!deleted"
     session.flush()

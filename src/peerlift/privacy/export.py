@@ -70,7 +70,7 @@ def _row(columns: tuple[str, ...], **values: Any) -> dict[str, Any]:
 
 # --- the kinds ---------------------------------------------------------------------------------------
 
-PROFILE = ("id", "handle", "email", "display_name", "pronouns", "bio", "timezone", "role", "created_at")
+PROFILE = ("id", "handle", "email", "display_name", "pseudonym", "pronouns", "bio", "timezone", "role", "created_at")
 
 
 def _profile(s: Session, u: User) -> list[dict]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from peerlift.community.models import Comment, Message, Post, Space
+from peerlift.community.models import Comment, Message, Post, Space, SpaceKind
 from peerlift.identity.audit import Read
 from peerlift.identity.models import Role, User
 from peerlift.policy import AccessibleSpaceID
@@ -52,6 +52,7 @@ def review_queue(session: Session, space_id: AccessibleSpaceID, *, status: str =
     items = list(session.scalars(select(ReviewItem).where(ReviewItem.space_id == space_id,
                                                           ReviewItem.status == ReviewStatus(status))
                                  .order_by(ReviewItem.opened_at).limit(limit)))
+    community = session.scalar(select(Space.kind).where(Space.id == space_id)) == SpaceKind.community
     out = []
     for item in items:
         target = {"post": Post, "comment": Comment, "message": Message}[item.object_type]
@@ -65,12 +66,21 @@ def review_queue(session: Session, space_id: AccessibleSpaceID, *, status: str =
         out.append(ReviewView(
             id=item.id, circle_id=item.space_id, object_type=item.object_type, object_id=item.object_id,
             post_id=obj.id if item.object_type == "post" else getattr(obj, "post_id", None),
-            author_id=item.author_id, author_name=author.display_name if author else "(gone)",
+            author_id=item.author_id, author_name=_name(author, community),
             body=obj.body if obj is not None else "", source=item.source.value, level=item.level,
             reasons=record.reasons if record else [], flags=flags, status=item.status.value,
             visibility=getattr(obj, "visibility", "visible"), opened_at=item.opened_at,
-            handled_by=handler.display_name if handler else None, handled_at=item.handled_at, action=item.action))
+            handled_by=_name(handler, community) if handler else None, handled_at=item.handled_at,
+            action=item.action))
     return out
+
+
+def _name(user: User | None, community: bool) -> str:
+    """In an open community the moderators know people (anonymous authors too) by their community name;
+    their real name reaches only the clinicians and admins of an escalation."""
+    if user is None:
+        return "(gone)"
+    return (user.pseudonym or "Community member") if community else user.display_name
 
 
 @dataclass

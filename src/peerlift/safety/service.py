@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from peerlift.community.models import CircleRole, Comment, Conversation, Membership, Message, Post, Space
+from peerlift.community.models import CircleRole, Comment, Conversation, Membership, Message, Post, Space, SpaceKind
 from peerlift.db import utcnow
 from peerlift.delivery.scheduler import schedule
 from peerlift.errors import Conflict, Forbidden, InvalidInput, NotFound, PeerliftError
@@ -211,7 +211,8 @@ def screen_free_text(session: Session, person: User, object_type: str, object_id
 
 def _home_circle(session: Session, user_id: int) -> int | None:
     """The circle whose clinicians hear of writing made outside a circle: the person's first."""
-    return session.scalar(select(Membership.space_id).where(Membership.user_id == user_id)
+    return session.scalar(select(Membership.space_id).join(Space, Space.id == Membership.space_id)
+                          .where(Membership.user_id == user_id, Space.kind == SpaceKind.circle)
                           .order_by(Membership.id).limit(1))
 
 
