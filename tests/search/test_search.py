@@ -239,3 +239,19 @@ def test_reindex_rebuilds_the_index(world, client_for):
     if dbmod.get_engine().dialect.name == "sqlite":
         with dbmod.transaction() as s:  # the full-text index agrees with its content table
             s.execute(text("INSERT INTO search_fts(search_fts, rank) VALUES ('integrity-check', 1)"))
+
+
+def test_the_reindex_command(world, client_for):
+    from typer.testing import CliRunner
+
+    from peerlift.cli import app
+
+    alice, bob = client_for(world.alice), client_for(world.bob)
+    post_id = post(alice, world.circle, "Knitting circle on Thursday").json()["id"]
+    comment_id = comment(bob, post_id, "Knitting is lovely")
+    with dbmod.transaction() as s:
+        s.execute(text("DELETE FROM search_document"))
+    result = CliRunner().invoke(app, ["search", "reindex"])
+    assert result.exit_code == 0, result.output
+    assert "1 post, 1 comment." in result.output
+    assert set(found(bob, "knitting")) == {("post", post_id), ("comment", comment_id)}
