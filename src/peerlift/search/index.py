@@ -17,7 +17,7 @@ from sqlalchemy import delete, event, func, insert, inspect, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from peerlift.search.kinds import KIND_OF_MODEL, KINDS
+from peerlift.search import kinds as _kinds  # read at call time: community imports this module
 from peerlift.search.models import SearchDocument
 
 DOC = SearchDocument.__table__
@@ -30,7 +30,7 @@ def _expand(connection: Connection, changed: dict[str, set[int]]) -> dict[str, s
     for name, ids in list(todo.items()):
         for i in range(0, len(ids), CHUNK):
             chunk = sorted(ids)[i:i + CHUNK]
-            for dependent, query in KINDS[name].dependents(chunk):
+            for dependent, query in _kinds.KINDS[name].dependents(chunk):
                 todo.setdefault(dependent, set()).update(connection.scalars(query))
     return todo
 
@@ -38,7 +38,7 @@ def _expand(connection: Connection, changed: dict[str, set[int]]) -> dict[str, s
 def sync(connection: Connection, changed: dict[str, Iterable[int]]) -> None:
     """Index again the objects ``changed`` (kind name -> ids) and those that follow them."""
     for name, ids in _expand(connection, {k: set(v) for k, v in changed.items()}).items():
-        kind = KINDS[name]
+        kind = _kinds.KINDS[name]
         ordered = sorted(ids)
         for i in range(0, len(ordered), CHUNK):
             chunk = ordered[i:i + CHUNK]
@@ -54,11 +54,11 @@ def sync(connection: Connection, changed: dict[str, Iterable[int]]) -> None:
 def _changed_in_flush(session: Session) -> dict[str, set[int]]:
     changed: dict[str, set[int]] = defaultdict(set)
     for obj in session.new | session.deleted:
-        kind = KIND_OF_MODEL.get(type(obj))
+        kind = _kinds.KIND_OF_MODEL.get(type(obj))
         if kind is not None and obj.id is not None:
             changed[kind.name].add(obj.id)
     for obj in session.dirty:
-        kind = KIND_OF_MODEL.get(type(obj))
+        kind = _kinds.KIND_OF_MODEL.get(type(obj))
         if kind is None:
             continue
         state = inspect(obj)
@@ -78,7 +78,7 @@ def _after_flush(session: Session, flush_context) -> None:
 def _bulk_statement(state: ORMExecuteState) -> object | None:
     if not (state.is_update or state.is_delete) or state.bind_mapper is None:
         return None
-    kind = KIND_OF_MODEL.get(state.bind_mapper.class_)
+    kind = _kinds.KIND_OF_MODEL.get(state.bind_mapper.class_)
     if kind is None:
         return None
     statement = state.statement
@@ -107,7 +107,7 @@ def reindex(connection: Connection, progress: Callable[[str, int, int], None] | 
     connection.execute(delete(DOC))
     counts: dict[str, int] = {}
     step = 20_000
-    for name, kind in KINDS.items():
+    for name, kind in _kinds.KINDS.items():
         searchable = kind.searchable().subquery()
         total = connection.scalar(select(func.count()).select_from(searchable)) or 0
         top = connection.scalar(select(func.max(kind.model.id))) or 0
