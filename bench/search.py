@@ -27,6 +27,7 @@ import argparse
 import datetime as dt
 import itertools
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -225,7 +226,7 @@ def run_backend(backend: str, n_posts: int, args) -> dict:
     rng = random.Random(20261125)
     words, _ = _vocabulary(random.Random(20261125))
     QUERIES["rare"] = words[len(FUNCTION) + len(HEALTH) + 2_000:][:400:40]
-    tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    tmp = Path(tempfile.mkdtemp(prefix="peerlift-bench-search-"))
     base = postgres_base_url()
     url = sqlite_url(tmp) if backend == "sqlite" else reset_postgres_schema(base, SCHEMA)
     try:
@@ -244,6 +245,7 @@ def run_backend(backend: str, n_posts: int, args) -> dict:
         release_engines()
         if backend == "postgresql":
             drop_postgres_schema(base, SCHEMA)
+        shutil.rmtree(tmp, ignore_errors=True)  # the SQLite file of 1M posts is about 1 GB
 
 
 def main() -> None:
