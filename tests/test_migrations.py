@@ -8,6 +8,7 @@ from sqlalchemy import inspect, text
 
 from peerlift import db as dbmod
 from peerlift.migrate import all_models, upgrade
+from peerlift.search.models import include_name
 from tests.conftest import migrate_fresh
 
 
@@ -16,7 +17,7 @@ def test_migrations_and_models_agree(database):
     migrate_fresh(database)
     all_models()
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
         diff = compare_metadata(context, dbmod.Base.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
     assert "post" in inspect(engine).get_table_names()

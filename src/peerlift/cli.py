@@ -51,6 +51,15 @@ def _cues_app() -> typer.Typer:
 app.add_typer(_cues_app(), name="cues")
 
 
+def _search_app() -> typer.Typer:
+    from peerlift.search.cli import app as search_app
+
+    return search_app
+
+
+app.add_typer(_search_app(), name="search")
+
+
 def _research_commands() -> None:
     from peerlift.research import cli as research_cli
 

@@ -34,4 +34,5 @@ def all_models() -> None:
     import peerlift.research.models  # noqa: F401
     import peerlift.research.analytics_models  # noqa: F401
     import peerlift.safety.models  # noqa: F401
+    import peerlift.search.models  # noqa: F401
     import peerlift.tracking.models  # noqa: F401

@@ -131,6 +131,14 @@ def comment_access(session: Session, user: User, comment_id: int) -> tuple[Circl
     return CircleAccess(user=user, space=row[2], membership=row[3]), row[1], row[0]
 
 
+def searchable_spaces(session: Session, user: User) -> list[AccessibleSpaceID]:
+    """The spaces whose posts ``user`` may read, and so find by searching: the rule of the feed
+    (``circle_access``), a membership: their circles and the communities they joined. A participant is
+    in the circles of one arm of a study only, so another arm's writing is never among them."""
+    return [AccessibleSpaceID(space_id) for space_id in session.scalars(
+        select(Membership.space_id).where(Membership.user_id == user.id).order_by(Membership.space_id))]
+
+
 def conversation_access(session: Session, user: User, conversation_id: int) -> Conversation:
     conversation = session.get(Conversation, conversation_id)
     if conversation is None or user.id not in (conversation.user_low_id, conversation.user_high_id):

@@ -180,6 +180,8 @@ TABLE: dict[str, dict[str, str]] = {
     # --- live stream and notifications (API) ---
     "GET /api/v1/stream": SIGNED,
     "GET /api/v1/notifications": SIGNED,
+    # --- search (each searches what they may open; the results are checked in test_no_leaks) ---
+    "GET /api/v1/search": SIGNED,
     "POST /api/v1/notifications/read": SIGNED,
     "GET /api/v1/notification-preferences": SIGNED,
     "PUT /api/v1/notification-preferences": SIGNED,
@@ -335,6 +337,7 @@ TABLE: dict[str, dict[str, str]] = {
     "POST /messages/{conversation_id}": DM,
     # --- notifications (pages) ---
     "GET /notifications": SIGNED,
+    "GET /search": SIGNED,
     "POST /notifications/read": SIGNED,
     # someone else's notification: the same quiet redirect to the list as one that does not exist
     "POST /notifications/{notification_id}/open": rule(ok={"alice"}, others="noop"),
@@ -468,6 +471,8 @@ def requests_for(o) -> dict[str, dict]:
         "POST /api/v1/escalations/{escalation_id}/resolve": {"json": {"outcome": "no_risk"}},
         "POST /api/v1/tracking/measures": {"json": {"key": "sleep", "name": "Sleep", "unit": "h", "kind": "decimal"}},
         "GET /api/v1/tracking/entries": {"params": {"user_id": w.alice.id}},
+        "GET /api/v1/search": {"params": {"q": "walk Saturday"}},
+        "GET /search": {"params": {"q": "walk Saturday"}},
         "POST /api/v1/tracking/entries": {"json": {"measure": "steps", "value": 9000}},
         "PUT /api/v1/tracking/goals": {"json": {"daily_steps": 9000}},
         "GET /api/v1/tracking/progress": {"params": {"user_id": w.alice.id}},

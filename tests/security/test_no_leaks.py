@@ -71,6 +71,25 @@ def test_carols_lists_and_counts_show_nothing_of_arm_a(fresh):
     assert "Morning walk" in get(fresh, "bob", f"/api/v1/circles/{w.circle.id}/posts").text
 
 
+def test_carols_search_finds_nothing_of_arm_a(fresh):
+    w, o = fresh.objects.world, fresh.objects
+    for q in ("walk", "walking", "morning walk", "river", "hard week", "Saturday", "route", "done", "question",
+              "time", "stride", "arm"):
+        results = get(fresh, "carol", f"/api/v1/search?q={q}").json()["results"]
+        assert all(hit["space_id"] == w.other_circle.id for hit in results), (q, results)
+        assert_nothing_of_arm_a(str(results), f"carol's search for {q!r}")
+        assert_nothing_of_arm_a(get(fresh, "carol", f"/search?q={q}").text, f"carol's search page for {q!r}")
+        # Not even by naming arm A's circle.
+        assert get(fresh, "carol", f"/api/v1/search?q={q}&space_id={w.circle.id}", 404)
+    # the controls: carol finds her own arm's writing, and bob finds arm A's
+    mine = get(fresh, "carol", "/api/v1/search?q=stride").json()["results"]
+    assert {(h["kind"], h["id"]) for h in mine} == {("post", o.other_posts["post_id"]),
+                                                   ("comment", o.other_posts["comment_id"])}
+    found = get(fresh, "bob", "/api/v1/search?q=walk").json()["results"]
+    assert o.post_id in [h["id"] for h in found if h["kind"] == "post"]
+    assert all(h["space_id"] == w.circle.id for h in found)
+
+
 def test_a_coach_of_another_circle_sees_none_of_circles_work(fresh):
     w, o = fresh.objects.world, fresh.objects
     for url in ("/api/v1/inbox?status=all", "/inbox", f"/api/v1/circles/{w.other_circle.id}/review",

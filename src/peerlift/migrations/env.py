@@ -4,6 +4,7 @@ from alembic import context
 
 from peerlift.db import Base, get_engine
 from peerlift.migrate import all_models
+from peerlift.search.models import include_name
 
 all_models()
 config = context.config
@@ -27,6 +28,7 @@ def _run_with(connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,29 @@
+"""JSON route of search: what the person may open, ranked."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from peerlift.errors import responses
+from peerlift.search import queries
+from peerlift.search.schemas import SearchHitOut, SearchOut
+from peerlift.web.deps import DB, CurrentUser
+
+router = APIRouter(prefix="/api/v1", tags=["search"])
+
+
+@router.get("/search", response_model=SearchOut, responses=responses(401, 404, 422))
+def search(db: DB, user: CurrentUser,
+           q: Annotated[str | None, Query(description=f"Words to find (at most {queries.MAX_QUERY_CHARS} "
+                                                     "characters); every word must match")] = None,
+           space_id: Annotated[int | None, Query(description="Only this circle or community")] = None,
+           author_type: Annotated[Literal["member", "staff"] | None,
+                                  Query(description="member: participants; staff: facilitators, "
+                                                    "clinicians and other staff")] = None,
+           limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 20,
+           cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None):
+    results = queries.search(db, user, q, space_id=space_id, author_type=author_type, limit=limit, cursor=cursor)
+    return SearchOut(query=results.query, next_cursor=results.next_cursor,
+                     results=[SearchHitOut.model_validate(hit) for hit in results.hits])

@@ -1,0 +1,71 @@
+"""What can be found, one entry per kind of object.
+
+A kind says which of a set of its objects are searchable now (and with what space, author, time and
+text), which objects of other kinds depend on it (a post's comments vanish with the post), and where
+a result opens. Adding a kind (answers, experience reports) is one more entry in ``KINDS``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from peerlift.community.models import Comment, Post
+
+
+@dataclass(frozen=True)
+class Document:
+    kind: str
+    object_id: int
+    space_id: int
+    author_id: int
+    created_at: dt.datetime
+    body: str
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    model: type
+    # the searchable objects: columns id, space_id, author_id, created_at, body (a select to filter by id)
+    searchable: Callable[[], Select]
+    # where an object of this kind opens, for the ids given (only those still searchable)
+    links: Callable[[Session, list[int]], dict[int, str]]
+    # columns whose change re-indexes the object
+    watched: tuple[str, ...] = ("body", "visibility", "deleted_at", "space_id")
+    # objects of other kinds that follow this one: (kind name, select of their ids for these ids)
+    dependents: Callable[[list[int]], Iterable[tuple[str, Select]]] = lambda ids: ()
+
+
+def _posts() -> Select:
+    return select(Post.id, Post.space_id, Post.author_id, Post.created_at, Post.body).where(
+        Post.visibility == "visible", Post.deleted_at.is_(None))
+
+
+def _comments() -> Select:
+    return (select(Comment.id, Post.space_id, Comment.author_id, Comment.created_at, Comment.body)
+            .join(Post, Post.id == Comment.post_id)
+            .where(Comment.visibility == "visible", Comment.deleted_at.is_(None),
+                   Post.visibility == "visible", Post.deleted_at.is_(None)))
+
+
+def _post_links(session: Session, ids: list[int]) -> dict[int, str]:
+    found = session.scalars(_posts().with_only_columns(Post.id).where(Post.id.in_(ids)))
+    return {post_id: f"/posts/{post_id}" for post_id in found}
+
+
+def _comment_links(session: Session, ids: list[int]) -> dict[int, str]:
+    rows = session.execute(_comments().with_only_columns(Comment.id, Comment.post_id).where(Comment.id.in_(ids)))
+    return {comment_id: f"/posts/{post_id}#comment-{comment_id}" for comment_id, post_id in rows}
+
+
+KINDS: dict[str, Kind] = {
+    "post": Kind("post", Post, _posts, _post_links,
+                 dependents=lambda ids: [("comment", select(Comment.id).where(Comment.post_id.in_(ids)))]),
+    "comment": Kind("comment", Comment, _comments, _comment_links),
+}
+KIND_OF_MODEL = {kind.model: kind for kind in KINDS.values()}

@@ -1,0 +1,77 @@
+"""The search index: one row per searchable object, keyed by (kind, object_id).
+
+The row holds what every search filters on (space, author, time) and the text. The full-text machinery
+differs by database and lives outside the models, created with the table:
+
+- SQLite: ``search_fts``, an FTS5 table over ``search_document`` (external content) indexing ``body``
+  and ``space_id``, kept in step by triggers on ``search_document``. ``space_id`` is indexed as a
+  token so a search intersects the searcher's spaces inside the full-text index itself.
+- PostgreSQL: ``search_document.tsv``, a stored generated ``tsvector`` column with a GIN index.
+
+``include_name`` tells the migration comparison to leave these alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import DDL, ForeignKey, Index, String, Text, UniqueConstraint, event
+from sqlalchemy.orm import Mapped, mapped_column
+
+from peerlift.db import Base, UTCDateTime
+
+TEXT_SEARCH_CONFIG = "english"
+
+
+class SearchDocument(Base):
+    __tablename__ = "search_document"
+    __table_args__ = (
+        UniqueConstraint("kind", "object_id"),
+        Index("ix_search_document_space_id_created_at", "space_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[int] = mapped_column()
+    space_id: Mapped[int] = mapped_column(ForeignKey("space.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    body: Mapped[str] = mapped_column(Text)
+
+
+SQLITE_CREATE = [
+    "CREATE VIRTUAL TABLE search_fts USING fts5(body, space_id, content='search_document', "
+    "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER search_document_ai AFTER INSERT ON search_document BEGIN "
+    "INSERT INTO search_fts(rowid, body, space_id) VALUES (new.id, new.body, new.space_id); END",
+    "CREATE TRIGGER search_document_ad AFTER DELETE ON search_document BEGIN "
+    "INSERT INTO search_fts(search_fts, rowid, body, space_id) VALUES ('delete', old.id, old.body, old.space_id); "
+    "END",
+    "CREATE TRIGGER search_document_au AFTER UPDATE ON search_document BEGIN "
+    "INSERT INTO search_fts(search_fts, rowid, body, space_id) VALUES ('delete', old.id, old.body, old.space_id); "
+    "INSERT INTO search_fts(rowid, body, space_id) VALUES (new.id, new.body, new.space_id); END",
+]
+SQLITE_DROP = ["DROP TABLE IF EXISTS search_fts"]
+POSTGRES_CREATE = [
+    f"ALTER TABLE search_document ADD COLUMN tsv tsvector "
+    f"GENERATED ALWAYS AS (to_tsvector('{TEXT_SEARCH_CONFIG}', body)) STORED",
+    "CREATE INDEX ix_search_document_tsv ON search_document USING gin (tsv)",
+]
+
+for statement in SQLITE_CREATE:
+    event.listen(SearchDocument.__table__, "after_create", DDL(statement).execute_if(dialect="sqlite"))
+for statement in SQLITE_DROP:
+    event.listen(SearchDocument.__table__, "before_drop", DDL(statement).execute_if(dialect="sqlite"))
+for statement in POSTGRES_CREATE:
+    event.listen(SearchDocument.__table__, "after_create", DDL(statement).execute_if(dialect="postgresql"))
+
+
+def include_name(name, type_, parent_names) -> bool:
+    """Alembic ``include_name``: False for the full-text machinery that the models do not describe."""
+    if type_ == "table" and name is not None and name.startswith("search_fts"):
+        return False
+    if type_ == "column" and name == "tsv" and parent_names.get("table_name") == "search_document":
+        return False
+    if type_ == "index" and name == "ix_search_document_tsv":
+        return False
+    return True

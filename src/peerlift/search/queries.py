@@ -1,0 +1,194 @@
+"""Searching: what a person types becomes plain terms (never query syntax), matched against the
+index of the spaces they may read, ranked (bm25 on SQLite, ts_rank on PostgreSQL), newest first
+among equals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+from sqlalchemy import bindparam, text
+from sqlalchemy.orm import Session
+
+from peerlift.community.models import Space
+from peerlift.errors import InvalidInput, NotFound
+from peerlift.identity.models import Role, User
+from peerlift.policy import searchable_spaces
+from peerlift.search.kinds import KINDS
+from peerlift.search.models import TEXT_SEARCH_CONFIG
+
+MAX_QUERY_CHARS = 200
+MAX_TERMS = 12
+MAX_LIMIT = 50
+MAX_OFFSET = 1_000
+SNIPPET_CHARS = 220
+AUTHOR_TYPES = {
+    "member": (Role.participant,),
+    "staff": (Role.facilitator, Role.clinician, Role.researcher, Role.admin),
+}
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass
+class Hit:
+    kind: str
+    id: int
+    url: str
+    space_id: int
+    space_name: str
+    author_id: int
+    author_name: str
+    author_type: str
+    created_at: dt.datetime
+    snippet_html: Markup
+
+
+@dataclass
+class Results:
+    query: str
+    terms: list[str]
+    hits: list[Hit]
+    next_cursor: str | None
+
+
+def terms_of(q: str | None) -> list[str]:
+    """The words of a query, lower-cased: letters and digits only, so nothing typed is query syntax."""
+    if q is None or not q.strip():
+        raise InvalidInput("Type a word or two to search for.", field="q")
+    if len(q) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"The search has {len(q):,} characters; the most is {MAX_QUERY_CHARS}.", field="q")
+    terms = list(dict.fromkeys(word.lower() for word in _WORD.findall(q) if word.strip("_")))
+    if not terms:
+        raise InvalidInput("The search needs at least one letter or digit.", field="q")
+    return terms[:MAX_TERMS]
+
+
+def offset_of(cursor: str | None) -> int:
+    if cursor is None or cursor == "":
+        return 0
+    if not cursor.isdigit() or int(cursor) > MAX_OFFSET:
+        raise InvalidInput("The cursor is not one this search gave out.", field="cursor")
+    return int(cursor)
+
+
+def _sqlite_match(terms: list[str], space_ids: list[int]) -> str:
+    spaces = " OR ".join(f'"{space_id}"' for space_id in space_ids)
+    words = " AND ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    return f"space_id : ({spaces}) AND body : ({words})"
+
+
+def _ranked(session: Session, terms: list[str], space_ids: list[int], roles: tuple[Role, ...] | None,
+            limit: int, offset: int) -> list[tuple]:
+    by_author = ""
+    params: dict = {"limit": limit, "offset": offset}
+    if roles is not None:
+        by_author = "AND d.author_id IN (SELECT id FROM user_account WHERE role IN :roles)"
+        params["roles"] = [role.value for role in roles]
+    if session.get_bind().dialect.name == "postgresql":
+        sql = text(f"""
+            SELECT d.kind, d.object_id, d.space_id, d.author_id, d.created_at, d.body
+            FROM search_document d, plainto_tsquery('{TEXT_SEARCH_CONFIG}', :words) query
+            WHERE d.tsv @@ query AND d.space_id IN :spaces {by_author}
+            ORDER BY ts_rank(d.tsv, query) DESC, d.created_at DESC, d.id DESC
+            LIMIT :limit OFFSET :offset""")
+        params.update(words=" ".join(terms), spaces=space_ids)
+    else:
+        sql = text(f"""
+            SELECT d.kind, d.object_id, d.space_id, d.author_id, d.created_at, d.body
+            FROM search_fts JOIN search_document d ON d.id = search_fts.rowid
+            WHERE search_fts MATCH :match {by_author}
+            ORDER BY bm25(search_fts, 1.0, 0.0), d.created_at DESC, d.id DESC
+            LIMIT :limit OFFSET :offset""")
+        params["match"] = _sqlite_match(terms, space_ids)
+    sql = sql.bindparams(*[bindparam(name, expanding=True) for name in ("spaces", "roles") if name in params])
+    return list(session.execute(sql, params))
+
+
+def search(session: Session, user: User, q: str | None, *, space_id: int | None = None,
+           author_type: str | None = None, limit: int = 20, cursor: str | None = None) -> Results:
+    terms = terms_of(q)
+    offset = offset_of(cursor)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"The limit is between 1 and {MAX_LIMIT}.", field="limit")
+    roles = None
+    if author_type:
+        if author_type not in AUTHOR_TYPES:
+            raise InvalidInput(f"The author type is one of: {', '.join(AUTHOR_TYPES)}.", field="author_type")
+        roles = AUTHOR_TYPES[author_type]
+    spaces = searchable_spaces(session, user)
+    if space_id is not None:
+        if space_id not in spaces:
+            raise NotFound("No circle with that id.", field="space_id")
+        spaces = [space_id]
+    if not spaces:
+        return Results(q or "", terms, [], None)
+    rows = _ranked(session, terms, list(spaces), roles, limit + 1, offset)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Results(q or "", terms, _hits(session, terms, rows), str(offset + limit) if more else None)
+
+
+def _hits(session: Session, terms: list[str], rows: list[tuple]) -> list[Hit]:
+    """The rows as results, each checked once more against the object itself (still searchable)."""
+    links: dict[tuple[str, int], str] = {}
+    for name, kind in KINDS.items():
+        ids = [row[1] for row in rows if row[0] == name]
+        if ids:
+            links.update({(name, object_id): url for object_id, url in kind.links(session, ids).items()})
+    authors = {u.id: u for u in session.query(User).filter(User.id.in_({row[3] for row in rows}))} if rows else {}
+    spaces = dict(session.query(Space.id, Space.name).filter(Space.id.in_({row[2] for row in rows}))) if rows else {}
+    hits = []
+    for kind, object_id, space_id, author_id, created_at, body in rows:
+        url = links.get((kind, object_id))
+        author = authors.get(author_id)
+        if url is None or author is None:
+            continue
+        hits.append(Hit(kind=kind, id=object_id, url=url, space_id=space_id, space_name=spaces.get(space_id, ""),
+                        author_id=author_id, author_name=author.display_name,
+                        author_type="member" if author.role == Role.participant else "staff",
+                        created_at=created_at if isinstance(created_at, dt.datetime) else _parse(created_at),
+                        snippet_html=snippet(body, terms)))
+    return hits
+
+
+def _parse(value) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+_SUFFIXES = ("ing", "ed", "es", "s", "ly")
+
+
+def _stem(term: str) -> str:
+    for suffix in _SUFFIXES:
+        if term.endswith(suffix) and len(term) - len(suffix) >= 3:
+            return term[: -len(suffix)]
+    return term
+
+
+def snippet(body: str, terms: list[str], width: int = SNIPPET_CHARS) -> Markup:
+    """A passage of ``body`` around the first matching word, escaped, the matching words in ``<mark>``."""
+    stems = [_stem(term) for term in terms]
+    words = list(_WORD.finditer(body))
+    matches = [m for m in words if any(m.group().lower().startswith(s) for s in stems)]
+    start = 0
+    if matches and matches[0].start() > width // 3:
+        start = body.rfind(" ", 0, matches[0].start() - width // 3) + 1
+    end = min(len(body), start + width)
+    if end < len(body):
+        space = body.rfind(" ", start, end)
+        end = space if space > start else end
+    out = [Markup("…")] if start > 0 else []
+    position = start
+    for m in matches:
+        if m.start() < start or m.end() > end:
+            continue
+        out.append(escape(body[position:m.start()]))
+        out.append(Markup("<mark>") + escape(m.group()) + Markup("</mark>"))
+        position = m.end()
+    out.append(escape(body[position:end]))
+    if end < len(body):
+        out.append(Markup("…"))
+    return Markup("").join(out)

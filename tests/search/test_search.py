@@ -1,0 +1,257 @@
+"""Search finds what the searcher may open, and nothing else; the index follows every change."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from peerlift import db as dbmod
+from peerlift.community.models import Comment, Post, SpaceKind
+from peerlift.events import Event
+from peerlift.search.index import reindex
+from peerlift.search.models import SearchDocument
+from tests.conftest import assert_error, count_rows, post
+
+
+def found(client, q: str, **params) -> list[tuple[str, int]]:
+    response = client.get("/api/v1/search", params={"q": q, **params})
+    assert response.status_code == 200, response.text
+    return [(hit["kind"], hit["id"]) for hit in response.json()["results"]]
+
+
+def comment(client, post_id: int, body: str) -> int:
+    response = client.post(f"/api/v1/posts/{post_id}/comments", json={"body": body})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def test_posts_and_comments_are_found_and_open(world, client_for):
+    alice, bob = client_for(world.alice), client_for(world.bob)
+    post_id = post(alice, world.circle, "Tried the breathing exercise before bed, slept much better").json()["id"]
+    comment_id = comment(bob, post_id, "The breathing trick works for me on walks too")
+    assert set(found(bob, "breathing")) == {("post", post_id), ("comment", comment_id)}
+    hits = bob.get("/api/v1/search", params={"q": "slept"}).json()["results"]
+    assert [h["id"] for h in hits] == [post_id]
+    assert hits[0]["url"] == f"/posts/{post_id}" and hits[0]["space_id"] == world.circle.id
+    assert hits[0]["author_name"] == world.alice.display_name and hits[0]["author_type"] == "member"
+    assert "<mark>slept</mark>" in hits[0]["snippet_html"]
+    assert bob.get(hits[0]["url"]).status_code == 200
+    comment_hit = bob.get("/api/v1/search", params={"q": "trick"}).json()["results"][0]
+    assert comment_hit["url"] == f"/posts/{post_id}#comment-{comment_id}"
+    # Stemming: a different form of the word is found, on both databases.
+    assert found(bob, "exercises") == [("post", post_id)]
+    # Every word must match.
+    assert found(bob, "breathing elephants") == []
+
+
+def test_the_index_follows_edits_deletions_and_moderation(world, client_for):
+    alice, bob, coach = client_for(world.alice), client_for(world.bob), client_for(world.coach)
+    post_id = post(alice, world.circle, "Swimming laps every morning").json()["id"]
+    comment_id = comment(bob, post_id, "Swimming is lovely, I prefer cycling")
+    assert set(found(bob, "swimming")) == {("post", post_id), ("comment", comment_id)}
+    # An edit replaces the words found.
+    assert alice.patch(f"/api/v1/posts/{post_id}", json={"body": "Rowing laps every morning"}).status_code == 200
+    assert found(bob, "swimming") == [("comment", comment_id)]
+    assert found(bob, "rowing") == [("post", post_id)]
+    assert bob.patch(f"/api/v1/comments/{comment_id}", json={"body": "Rowing is lovely"}).status_code == 200
+    assert found(bob, "cycling") == []
+    # Hiding by moderation takes the post out, and its comments with it; approving brings both back.
+    flag = {"object_type": "post", "object_id": post_id, "reason": "harmful_advice", "note": "check"}
+    assert bob.post("/api/v1/flags", json=flag).status_code == 201
+    item_id = coach.get(f"/api/v1/circles/{world.circle.id}/review").json()[0]["id"]
+    assert coach.post(f"/api/v1/review/{item_id}/actions", json={"action": "hide"}).status_code == 201
+    assert found(bob, "rowing") == []
+    assert found(alice, "rowing") == []  # not even the author: search covers what the circle sees
+    assert coach.post(f"/api/v1/review/{item_id}/actions", json={"action": "approve"}).status_code == 201
+    assert set(found(bob, "rowing")) == {("post", post_id), ("comment", comment_id)}
+    # Deleting the comment, then the post.
+    assert bob.delete(f"/api/v1/comments/{comment_id}").status_code == 204
+    assert found(bob, "rowing") == [("post", post_id)]
+    assert alice.delete(f"/api/v1/posts/{post_id}").status_code == 204
+    assert found(bob, "rowing") == []
+    # Removal by moderation.
+    other = post(alice, world.circle, "Rowing machines are dull").json()["id"]
+    assert found(bob, "rowing") == [("post", other)]
+    assert bob.post("/api/v1/flags", json={**flag, "object_id": other}).status_code == 201
+    item_id = coach.get(f"/api/v1/circles/{world.circle.id}/review").json()[0]["id"]
+    assert coach.post(f"/api/v1/review/{item_id}/actions",
+                      json={"action": "remove", "reason": "Off topic."}).status_code == 201
+    assert found(bob, "rowing") == [] and found(coach, "rowing") == []
+    assert count_rows(SearchDocument) == 0
+
+
+def test_held_writing_is_not_found_until_released(world, client_for):
+    alice, bob, coach = client_for(world.alice), client_for(world.bob), client_for(world.coach)
+    assert coach.put(f"/api/v1/circles/{world.circle.id}/members/{world.alice.id}/gating",
+                     json={"gated": True}).status_code == 204
+    body = post(alice, world.circle, "Waiting for approval about marathons").json()
+    assert body["visibility"] == "held"
+    for who in (alice, bob, coach):  # held writing: not in search, for anyone
+        assert found(who, "marathons") == []
+    item = coach.get(f"/api/v1/circles/{world.circle.id}/review").json()[0]
+    assert coach.post(f"/api/v1/review/{item['id']}/actions", json={"action": "approve"}).status_code == 201
+    assert found(bob, "marathons") == [("post", body["id"])]
+
+
+def test_bulk_changes_reach_the_index(world, client_for):
+    """Statements that change many rows at once (account deletion, withdrawal) re-index what they touch."""
+    from sqlalchemy import update
+
+    alice, bob = client_for(world.alice), client_for(world.bob)
+    post_id = post(alice, world.circle, "Yoga on the balcony").json()["id"]
+    comment_id = comment(bob, post_id, "Yoga is my favourite")
+    with dbmod.transaction() as s:
+        s.execute(update(Comment).where(Comment.id == comment_id).values(body="", deleted_at=dbmod.utcnow()))
+    assert found(bob, "yoga") == [("post", post_id)]
+    with dbmod.transaction() as s:
+        s.execute(update(Post).where(Post.id == post_id).values(comment_count=0))  # not a watched column
+        s.execute(update(Post).where(Post.id == post_id).values(visibility="removed"))
+    assert found(bob, "yoga") == []
+
+
+def test_access_other_circle_other_arm_and_non_members(world, client_for):
+    alice, carol, other_coach = client_for(world.alice), client_for(world.carol), client_for(world.other_coach)
+    coach, admin, researcher = client_for(world.coach), client_for(world.admin), client_for(world.researcher)
+    in_a = post(alice, world.circle, "Arm A secret recipe for lentil soup").json()["id"]
+    in_b = post(carol, world.other_circle, "Arm B lentil curry recipe").json()["id"]
+    # Positive controls: each sees their own circle's writing.
+    assert found(alice, "lentil") == [("post", in_a)]
+    assert found(carol, "lentil") == [("post", in_b)]
+    # A participant of another arm never finds arm A's writing, not even asking for the circle.
+    assert found(carol, "secret recipe") == []
+    assert_error(carol.get("/api/v1/search", params={"q": "lentil", "space_id": world.circle.id}), 404,
+                 field="space_id")
+    assert found(other_coach, "lentil") == [("post", in_b)]
+    # The coach facilitates both circles and finds both; no circle, no results (admin, researcher).
+    assert set(found(coach, "lentil")) == {("post", in_a), ("post", in_b)}
+    assert found(admin, "lentil") == [] and found(researcher, "lentil") == []
+
+
+def test_open_community_members_only(world, client_for):
+    from tests.factories import add_member, create_circle
+
+    with dbmod.transaction() as s:
+        community = create_circle(s, world.admin, "Sleep community")
+        community.kind = SpaceKind.community
+        add_member(s, community, world.carol)
+        community_id = community.id
+    carol, alice = client_for(world.carol), client_for(world.alice)
+    post_id = post(carol, type("C", (), {"id": community_id}), "Insomnia tips from the community").json()["id"]
+    assert found(carol, "insomnia") == [("post", post_id)]
+    assert found(carol, "insomnia", space_id=community_id) == [("post", post_id)]
+    assert found(alice, "insomnia") == []  # not a member
+    assert_error(alice.get("/api/v1/search", params={"q": "insomnia", "space_id": community_id}), 404,
+                 field="space_id")
+
+
+def test_filters_and_ranking(world, client_for):
+    alice, bob, coach = client_for(world.alice), client_for(world.bob), client_for(world.coach)
+    once = post(alice, world.circle, "A short note: hydration matters, and so does rest, sunlight and good "
+                                     "company over a long weekend away from screens and from work").json()["id"]
+    many = post(bob, world.circle, "Hydration hydration hydration").json()["id"]
+    staff = post(coach, world.circle, "Coach tip: hydration before the walk").json()["id"]
+    older = post(alice, world.circle, "Stretching").json()["id"]
+    newer = post(bob, world.circle, "Stretching").json()["id"]
+    hits = found(alice, "hydration")
+    assert hits[0] == ("post", many) and hits[-1] == ("post", once)  # dense short match first
+    assert found(alice, "stretching") == [("post", newer), ("post", older)]  # equal rank: newest first
+    assert set(found(alice, "hydration", author_type="staff")) == {("post", staff)}
+    assert set(found(alice, "hydration", author_type="member")) == {("post", once), ("post", many)}
+    assert set(found(alice, "hydration", space_id=world.circle.id)) == {("post", p) for p in (once, many, staff)}
+    # Pages: a cursor gives the rest, never twice the same.
+    first = alice.get("/api/v1/search", params={"q": "hydration", "limit": 2}).json()
+    assert len(first["results"]) == 2 and first["next_cursor"]
+    rest = alice.get("/api/v1/search", params={"q": "hydration", "limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [h["id"] for h in first["results"] + rest["results"]] == [h[1] for h in hits]
+    assert rest["next_cursor"] is None
+
+
+NASTY = ['"', '""', '"unbalanced', "lentil*", "*", "NEAR(lentil soup)", "NEAR(", "-lentil", "lentil -soup",
+         "body:lentil", "space_id:1", "^lentil", "(lentil", "lentil)", "()", "AND", "OR", "NOT", "lentil AND OR NOT",
+         "lentil NOT", "{body}: x", "'; DROP TABLE post; --", "\\", "%", "_", "lentil\x00soup", "∗∗∗", "ü", "🍲",
+         "lentil:", "a:b:c", "&&", "||", "!", "<script>", "lentil & soup | !x", "'", "lentil' OR '1'='1",
+         "soup<->lentil", "lentil:*", "🍲 lentil", "lentil" * 30, " ".join(["x"] * 90)]
+
+
+def test_query_syntax_is_never_syntax(world, client_for):
+    alice = client_for(world.alice)
+    post(alice, world.circle, "Lentil soup on a cold day")
+    for q in NASTY:
+        response = alice.get("/api/v1/search", params={"q": q})
+        assert response.status_code in (200, 422), (q, response.text)
+        if response.status_code == 422:
+            assert_error(response, 422, field="q")
+        assert alice.get("/search", params={"q": q}).status_code in (200, 422), q
+
+
+def test_words_among_syntax_are_searched_as_words(world, client_for):
+    alice = client_for(world.alice)
+    post_id = post(alice, world.circle, "Lentil soup on a cold day").json()["id"]
+    for q in ('"lentil', "lentil*", "-lentil", "lentil:", "^lentil", "(lentil)", "{lentil}", "lentil -soup",
+              '"lentil soup', "soup: lentil", "'lentil'"):
+        assert found(alice, q) == [("post", post_id)], q
+    # AND / OR / NOT are words like others: every word must be there.
+    assert found(alice, "lentil OR elephant") == []
+
+
+def test_bad_input_is_refused_clearly(world, client_for):
+    alice = client_for(world.alice)
+    before = count_rows(Event)
+    error = assert_error(alice.get("/api/v1/search", params={"q": "x" * 10_000}), 422, field="q")
+    assert "10,000" in error["message"] and "200" in error["message"]
+    assert_error(alice.get("/api/v1/search", params={"q": ""}), 422, field="q")
+    assert_error(alice.get("/api/v1/search", params={"q": "   "}), 422, field="q")
+    assert_error(alice.get("/api/v1/search"), 422, field="q")
+    assert "letter or digit" in assert_error(alice.get("/api/v1/search", params={"q": "*** ()"}), 422,
+                                             field="q")["message"]
+    assert_error(alice.get("/api/v1/search", params={"q": "soup", "cursor": "abc"}), 422, field="cursor")
+    assert_error(alice.get("/api/v1/search", params={"q": "soup", "cursor": "99999999"}), 422, field="cursor")
+    assert_error(alice.get("/api/v1/search", params={"q": "soup", "limit": 0}), 422, field="limit")
+    assert_error(alice.get("/api/v1/search", params={"q": "soup", "author_type": "robot"}), 422, field="author_type")
+    assert_error(client_for(None).get("/api/v1/search", params={"q": "soup"}), 401)
+    assert count_rows(Event) == before  # a search writes nothing
+
+
+def test_the_page_searches_and_escapes(world, client_for):
+    alice, bob = client_for(world.alice), client_for(world.bob)
+    post_id = post(alice, world.circle, "Cheese <script>alert(1)</script> and <b>crackers</b>").json()["id"]
+    empty = bob.get("/search")
+    assert empty.status_code == 200 and 'name="q"' in empty.text and "Results" not in empty.text
+    page = bob.get("/search", params={"q": "crackers"})
+    assert page.status_code == 200
+    assert f'href="/posts/{post_id}"' in page.text
+    assert "<script>alert" not in page.text and "&lt;script&gt;" in page.text
+    assert "<mark>crackers</mark>" in page.text
+    too_long = bob.get("/search", params={"q": "y" * 500})
+    assert too_long.status_code == 422 and "the most is 200" in too_long.text
+    assert "Nothing found" in bob.get("/search", params={"q": "unicorns"}).text
+
+
+def test_reindex_rebuilds_the_index(world, client_for):
+    alice = client_for(world.alice)
+    post_id = post(alice, world.circle, "Gardening keeps me calm").json()["id"]
+    with dbmod.transaction() as s:
+        s.execute(text("DELETE FROM search_document"))
+    assert found(alice, "gardening") == []
+    with dbmod.transaction() as s:
+        counts = reindex(s.connection())
+    assert counts == {"post": 1, "comment": 0}
+    assert found(alice, "gardening") == [("post", post_id)]
+    if dbmod.get_engine().dialect.name == "sqlite":
+        with dbmod.transaction() as s:  # the full-text index agrees with its content table
+            s.execute(text("INSERT INTO search_fts(search_fts, rank) VALUES ('integrity-check', 1)"))
+
+
+def test_the_reindex_command(world, client_for):
+    from typer.testing import CliRunner
+
+    from peerlift.cli import app
+
+    alice, bob = client_for(world.alice), client_for(world.bob)
+    post_id = post(alice, world.circle, "Knitting circle on Thursday").json()["id"]
+    comment_id = comment(bob, post_id, "Knitting is lovely")
+    with dbmod.transaction() as s:
+        s.execute(text("DELETE FROM search_document"))
+    result = CliRunner().invoke(app, ["search", "reindex"])
+    assert result.exit_code == 0, result.output
+    assert "1 post, 1 comment." in result.output
+    assert set(found(bob, "knitting")) == {("post", post_id), ("comment", comment_id)}
