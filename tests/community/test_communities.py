@@ -292,3 +292,30 @@ def test_the_only_facilitator_cannot_leave(world, client_for):
 def test_space_kind_is_stored(world, client_for):
     community = _community(client_for(world.coach))
     assert count_rows(Space, Space.id == community["id"], Space.kind == SpaceKind.community) == 1
+
+
+def test_search_shows_community_names_and_keeps_anonymous_authors_hidden(world, client_for):
+    community = _community(client_for(world.coach))
+    alice, bob, coach = client_for(world.alice), client_for(world.bob), client_for(world.coach)
+    _join(alice, community["id"], "Calm Heron 42")
+    _join(bob, community["id"], "Brave Robin 33")
+    assert alice.post(f"/api/v1/circles/{community['id']}/posts",
+                      json={"body": "Patches helped with the cravings", "anonymous": True}).status_code == 201
+    assert bob.post(f"/api/v1/circles/{community['id']}/posts",
+                    json={"body": "Gum helped with the cravings"}).status_code == 201
+
+    found = bob.get("/api/v1/search", params={"q": "cravings", "space_id": community["id"]})
+    assert found.status_code == 200, found.text
+    authors = sorted((h["author_name"], h["author_id"]) for h in found.json()["results"])
+    assert authors == [("Anonymous member", 0), ("Brave Robin 33", world.bob.id)]
+    page = bob.get("/search", params={"q": "cravings"}).text
+    results = page[page.index("<main"):]  # (the navigation names bob to himself)
+    assert world.alice.display_name not in page and "Calm Heron 42" not in page
+    assert world.bob.display_name not in results
+    assert "Anonymous member" in results and "Brave Robin 33" in results
+    # nobody may pick the anonymous author out by role
+    members = bob.get("/api/v1/search", params={"q": "patches", "author_type": "member"}).json()["results"]
+    assert members == []
+    # the community's facilitator sees who wrote it, by community name
+    moderated = coach.get("/api/v1/search", params={"q": "patches"}).json()["results"]
+    assert [(h["author_name"], h["author_id"]) for h in moderated] == [("Calm Heron 42", world.alice.id)]

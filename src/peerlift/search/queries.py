@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from peerlift.community.models import Space
@@ -127,11 +127,19 @@ def search(session: Session, user: User, q: str | None, *, space_id: int | None 
     rows = _ranked(session, terms, list(spaces), roles, limit + 1, offset)
     more = len(rows) > limit
     rows = rows[:limit]
-    return Results(q or "", terms, _hits(session, terms, rows), str(offset + limit) if more else None)
+    hits = _hits(session, user, terms, rows, filtered_by_author=roles is not None)
+    return Results(q or "", terms, hits, str(offset + limit) if more else None)
 
 
-def _hits(session: Session, terms: list[str], rows: list[tuple]) -> list[Hit]:
-    """The rows as results, each checked once more against the object itself (still searchable)."""
+def _hits(session: Session, user: User, terms: list[str], rows: list[tuple], *,
+          filtered_by_author: bool = False) -> list[Hit]:
+    """The rows as results, each checked once more against the object itself (still searchable), with
+    its author shown as the space shows them to this person: a community name in an open community,
+    "Anonymous member" for an anonymous post (whose author's role no filter may reveal either)."""
+    from peerlift.community.models import Post
+    from peerlift.community.queries import shown_person
+    from peerlift.policy import circle_access
+
     links: dict[tuple[str, int], str] = {}
     for name, kind in KINDS.items():
         ids = [row[1] for row in rows if row[0] == name]
@@ -139,15 +147,24 @@ def _hits(session: Session, terms: list[str], rows: list[tuple]) -> list[Hit]:
             links.update({(name, object_id): url for object_id, url in kind.links(session, ids).items()})
     authors = {u.id: u for u in session.query(User).filter(User.id.in_({row[3] for row in rows}))} if rows else {}
     spaces = dict(session.query(Space.id, Space.name).filter(Space.id.in_({row[2] for row in rows}))) if rows else {}
+    post_ids = [row[1] for row in rows if row[0] == "post"]
+    anonymous = set(session.scalars(select(Post.id).where(Post.id.in_(post_ids), Post.anonymous.is_(True)))) \
+        if post_ids else set()
+    accesses = {space_id: circle_access(session, user, space_id) for space_id in {row[2] for row in rows}}
     hits = []
     for kind, object_id, space_id, author_id, created_at, body in rows:
         url = links.get((kind, object_id))
         author = authors.get(author_id)
         if url is None or author is None:
             continue
+        hidden = kind == "post" and object_id in anonymous
+        shown = shown_person(accesses[space_id], author, anonymous=hidden)
+        concealed = hidden and shown.id != author_id
+        if filtered_by_author and concealed:
+            continue  # an anonymous author is never picked out by their role
         hits.append(Hit(kind=kind, id=object_id, url=url, space_id=space_id, space_name=spaces.get(space_id, ""),
-                        author_id=author_id, author_name=author.display_name,
-                        author_type="member" if author.role == Role.participant else "staff",
+                        author_id=shown.id, author_name=shown.display_name,
+                        author_type="member" if concealed or author.role == Role.participant else "staff",
                         created_at=created_at if isinstance(created_at, dt.datetime) else _parse(created_at),
                         snippet_html=snippet(body, terms)))
     return hits

@@ -1,7 +1,7 @@
 """full-text search index of posts and comments (FTS5 on SQLite, tsvector on PostgreSQL)
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-03 09:00:00.000000
 """
 from alembic import op
@@ -10,8 +10,8 @@ import peerlift.db
 from peerlift.search.models import POSTGRES_CREATE, SQLITE_CREATE, SQLITE_DROP
 
 
-revision = '0015'
-down_revision = '0014'
+revision = '0016'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
