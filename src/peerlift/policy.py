@@ -165,7 +165,8 @@ def in_different_arms(session: Session, a_id: int, b_id: int) -> bool:
 
 
 def visible_user(session: Session, viewer: User, user_id: int) -> User:
-    """A person is visible to those who share a circle with them (and to themselves)."""
+    """A person is visible to those who share a circle with them, to those who accepted a connection
+    request with them ("people like me"), and to themselves."""
     if user_id == viewer.id:
         return viewer
     mine = select(Membership.space_id).where(Membership.user_id == viewer.id)
@@ -174,6 +175,10 @@ def visible_user(session: Session, viewer: User, user_id: int) -> User:
         .where(User.id == user_id, Membership.space_id.in_(mine)).limit(1)
     )
     if shared is None:
+        if connected(session, viewer.id, user_id):
+            person = session.get(User, user_id)
+            if person is not None:
+                return person
         raise _not_found("person", "user_id")
     return shared
 
@@ -417,7 +422,7 @@ def health_profile_view(session: Session, viewer: User, user_id: int):
 
 def suggestable_person(session: Session, viewer: User, user_id: int):
     """A person one may ask to connect with: they opted in to "people like me" and are not hidden,
-    and they have not declined the viewer. Anyone else answers 404 (never revealing why)."""
+    they have not declined the viewer, and they are not in another arm of the viewer's study. Anyone else answers 404 (never revealing why)."""
     from peerlift.people.models import ConnectionRequest, HealthProfile, RequestStatus
 
     person = session.get(User, user_id)
@@ -428,9 +433,25 @@ def suggestable_person(session: Session, viewer: User, user_id: int):
         ConnectionRequest.status == RequestStatus.declined.value,
         or_(and_(ConnectionRequest.sender_id == viewer.id, ConnectionRequest.recipient_id == user_id),
             and_(ConnectionRequest.sender_id == user_id, ConnectionRequest.recipient_id == viewer.id))).limit(1))
-    if declined is not None:
+    if declined is not None or in_different_arms(session, viewer.id, user_id):
         raise _not_found("person", "user_id")
     return person
+
+
+def other_arm_people(session: Session, user_id: int, candidates) -> set[int]:
+    """Those of ``candidates`` who take part in another arm of a study ``user_id`` takes part in
+    (never suggested to each other, so that peer contact cannot contaminate a trial)."""
+    from peerlift.research.models import Arm
+
+    ids = set(candidates) | {user_id}
+    rows = session.execute(
+        select(Membership.user_id, Arm.study_id, Arm.id)
+        .join(Space, Space.id == Membership.space_id).join(Arm, Arm.id == Space.arm_id)
+        .where(Membership.user_id.in_(ids), Membership.role.in_((CircleRole.member, CircleRole.peer_supporter)))
+    ).all()
+    mine = {(study, arm) for user, study, arm in rows if user == user_id}
+    return {user for user, study, arm in rows
+            if user != user_id and (study, arm) not in mine and any(s == study for s, _a in mine)}
 
 
 def connection_request_access(session: Session, user: User, request_id: int):

@@ -32,7 +32,7 @@ from peerlift.people.models import (
     RequestStatus,
     Visibility,
 )
-from peerlift.policy import mates, suggestable_person
+from peerlift.policy import mates, other_arm_people, suggestable_person
 
 MAX_ITEMS = 20
 MAX_TEXT = 120
@@ -247,7 +247,8 @@ def _excluded(session: Session, user_id: int) -> tuple[set[int], set[int]]:
 def like_me(session: Session, user: User) -> list[Suggestion]:
     """Members like ``user``, ranked by score. Both sides' visibility counts: a candidate's field is
     used only if they share it with ``user``, and ``user``'s field only if ``user`` shares it with them.
-    Nobody who is hidden or did not opt in is suggested, nor is anyone ``user`` has not opted in."""
+    Nobody who is hidden or did not opt in is suggested (and nobody to someone who has not opted in),
+    nor anyone in another arm of a study ``user`` takes part in."""
     mine = session.get(HealthProfile, user.id)
     if mine is None or not mine.suggestable:
         return []
@@ -278,11 +279,12 @@ def like_me(session: Session, user: User) -> list[Suggestion]:
     profiles = {p.user_id: p for p in session.scalars(select(HealthProfile).where(HealthProfile.user_id.in_(top)))}
     people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(top), User.is_active.is_(True),
                                                                   User.deleted_at.is_(None)))}
+    other_arm = other_arm_people(session, user.id, top)
     my_years = {codes.group(c["code"]).code: c["year"] for c in mine.conditions if c["code"] and c["year"]}
     suggestions = []
     for other in top:
         theirs, person = profiles.get(other), people.get(other)
-        if theirs is None or person is None or not theirs.suggestable:
+        if theirs is None or person is None or not theirs.suggestable or other in other_arm:
             continue
         level = 1 if other in circle else 2 if other in community_mates else 3
         s = shared[other]
