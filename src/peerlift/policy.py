@@ -454,11 +454,11 @@ def other_arm_people(session: Session, user_id: int, candidates) -> set[int]:
             if user != user_id and (study, arm) not in mine and any(s == study for s, _a in mine)}
 
 
-def connection_request_access(session: Session, user: User, request_id: int):
+def connection_request_access(session: Session, user: User, connection_request_id: int):
     """A connection request, to its recipient (who answers it); to anyone else it does not exist."""
     from peerlift.people.models import ConnectionRequest
 
-    request = session.get(ConnectionRequest, request_id)
+    request = session.get(ConnectionRequest, connection_request_id)
     if request is None or request.recipient_id != user.id:
-        raise _not_found("connection request", "request_id")
+        raise _not_found("connection request", "connection_request_id")
     return request

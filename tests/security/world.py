@@ -55,6 +55,7 @@ class Objects:
     reset_token: str                 # dora's password reset
     two_factor_secret: str           # tess signs in with two-factor: her app's key
     challenge_token: str             # her password was right; a code is awaited
+    connection_request_id: int       # dora asked alice to connect ("people like me"), still pending
     other_posts: dict = field(default_factory=dict)  # other_circle (arm B): carol's post, comment, poll
 
     @property
@@ -70,6 +71,7 @@ class Objects:
             "escalation_id": self.escalation_id, "instrument_key": "phq9", "key": "phq9", "measure_key": "weight",
             "request_id": self.request_id, "card_id": self.card_id, "study_id": w.study.id,
             "enrolment_id": self.enrolment_id, "slug": w.study.slug, "chart": "engagement",
+            "connection_request_id": self.connection_request_id,
         }
 
     def token_for(self, path: str) -> str:
@@ -160,6 +162,16 @@ def build_objects(s: Session) -> Objects:
     s.add(card)
     s.flush()
 
+    # alice's health profile: conditions shared with her circles, the rest kept to herself; she is
+    # suggested to people like her, and dora asked her to connect
+    from peerlift.people import service as people
+
+    people.save_profile(s, w.alice, conditions=[{"code": "E11.9", "year": 2018}], treatments=[{"code": "A10BA02"}],
+                        goals=["Lose 5%"], age_band="45-54", visibility={"conditions": "my_circles"}, suggest_me=True)
+    people.save_profile(s, dora, conditions=[{"code": "E11.9"}], treatments=[], goals=[], age_band=None,
+                        visibility={"conditions": "installation"}, suggest_me=True)
+    connection_request = people.request_connection(s, dora, w.alice.id, "Hello")
+
     # arm B's own content, for the tests that look for leaks across arms
     carol = circle_access(s, w.carol, w.other_circle.id)
     carol_post = community.create_post(s, carol, "Arm B secret: the stride plan.")
@@ -183,6 +195,7 @@ def build_objects(s: Session) -> Objects:
         review_item_id=flag.review_item_id, escalation_id=escalation_id, request_id=request.id, card_id=card.id,
         enrolment_id=enrolment.id, invitation_token=invitation_token, study_token=study_token,
         reset_token=reset_token, two_factor_secret=two_factor_row.secret, challenge_token=challenge_token,
+        connection_request_id=connection_request.id,
         other_posts={"post_id": carol_post.id, "comment_id": carol_comment.id,
                      "poll_id": s.scalar(select(Poll.id).where(Poll.post_id == carol_poll.id))},
     )

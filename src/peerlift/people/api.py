@@ -95,15 +95,15 @@ def my_requests(db: DB, user: CurrentUser):
     return [ConnectionRequestOut(**v.__dict__) for v in service.requests_of(db, user)]
 
 
-@router.post("/connection-requests/{request_id}/accept", response_model=ConnectionRequestOut,
+@router.post("/connection-requests/{connection_request_id}/accept", response_model=ConnectionRequestOut,
              responses=R(401, 404, 409))
-def accept_request(request_id: int, db: DB, user: CurrentUser):
-    request = service.accept(db, user, connection_request_access(db, user, request_id))
+def accept_request(connection_request_id: int, db: DB, user: CurrentUser):
+    request = service.accept(db, user, connection_request_access(db, user, connection_request_id))
     return _request_out(db, user, request.id)
 
 
-@router.post("/connection-requests/{request_id}/decline", response_model=ConnectionRequestOut,
+@router.post("/connection-requests/{connection_request_id}/decline", response_model=ConnectionRequestOut,
              responses=R(401, 404, 409))
-def decline_request(request_id: int, db: DB, user: CurrentUser):
-    request = service.decline(db, user, connection_request_access(db, user, request_id))
+def decline_request(connection_request_id: int, db: DB, user: CurrentUser):
+    request = service.decline(db, user, connection_request_access(db, user, connection_request_id))
     return _request_out(db, user, request.id)

@@ -136,13 +136,13 @@ def requests(request: Request, db: DB, user: CurrentUser):
     return page(request, "people_requests.html", {"requests": service.requests_of(db, user)})
 
 
-@router.post("/people/requests/{request_id}/accept")
-def accept(request_id: int, db: DB, user: CurrentUser):
-    connection = service.accept(db, user, connection_request_access(db, user, request_id))
+@router.post("/people/requests/{connection_request_id}/accept")
+def accept(connection_request_id: int, db: DB, user: CurrentUser):
+    connection = service.accept(db, user, connection_request_access(db, user, connection_request_id))
     return RedirectResponse(f"/messages/{connection.conversation_id}", status_code=303)
 
 
-@router.post("/people/requests/{request_id}/decline")
-def decline(request_id: int, db: DB, user: CurrentUser):
-    service.decline(db, user, connection_request_access(db, user, request_id))
+@router.post("/people/requests/{connection_request_id}/decline")
+def decline(connection_request_id: int, db: DB, user: CurrentUser):
+    service.decline(db, user, connection_request_access(db, user, connection_request_id))
     return RedirectResponse("/people/requests", status_code=303)

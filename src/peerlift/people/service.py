@@ -369,7 +369,7 @@ def request_connection(session: Session, sender: User, user_id: int, note: str =
 
 def _check_pending(request: ConnectionRequest) -> None:
     if request.status != RequestStatus.pending.value:
-        raise Conflict(f"This request was already {request.status}.", field="request_id")
+        raise Conflict(f"This request was already {request.status}.", field="connection_request_id")
 
 
 def accept(session: Session, user: User, request: ConnectionRequest) -> ConnectionRequest:
