@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import case, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from peerlift.community import service as community
@@ -258,16 +258,35 @@ def like_me(session: Session, user: User) -> list[Suggestion]:
     if not usable:
         return []
     circle, community_mates = mates(session, user.id)
+    near = circle | community_mates
     never, pending = _excluded(session, user.id)
+    # Candidates further away (anyone signed in) match only on fields both share with anyone: the
+    # database ranks them by those and hands over the best; the people near (circles, communities)
+    # are all candidates. Both are then read in detail and filtered by each field's visibility.
+    candidates: set[int] = set(near)
+    wide = [k for k, f in my_keys.items() if my_reach[f] >= REACH[Visibility.installation]]
+    if wide:
+        weight = case((ProfileCode.field == "conditions", WEIGHTS["condition"]),
+                      (ProfileCode.field == "treatments", WEIGHTS["treatment"]), else_=WEIGHTS["goal"])
+        for i in range(0, len(wide), 500):
+            candidates.update(session.scalars(
+                select(ProfileCode.user_id)
+                .where(ProfileCode.key.in_(wide[i:i + 500]), ProfileCode.visibility == Visibility.installation.value,
+                       ProfileCode.user_id != user.id)
+                .group_by(ProfileCode.user_id).order_by(func.sum(weight).desc(), ProfileCode.user_id)
+                .limit(CANDIDATES + len(never) + len(near))))
+    candidates -= never
+    candidates.discard(user.id)
     shared: dict[int, dict[str, list[str]]] = {}
-    for i in range(0, len(usable), 500):
+    ids = sorted(candidates)
+    for i in range(0, len(ids), 500):
         rows = session.execute(
             select(ProfileCode.user_id, ProfileCode.key, ProfileCode.field, ProfileCode.visibility)
-            .where(ProfileCode.key.in_(usable[i:i + 500]), ProfileCode.user_id != user.id)
+            .where(ProfileCode.user_id.in_(ids[i:i + 500]), ProfileCode.key.in_(usable))
         ).all()
         for other, key, name, visibility in rows:
             level = 1 if other in circle else 2 if other in community_mates else 3
-            if REACH[Visibility(visibility)] < level or my_reach[name] < level or other in never:
+            if REACH[Visibility(visibility)] < level or my_reach[name] < level:
                 continue
             shared.setdefault(other, {}).setdefault(name, []).append(key)
     base = {other: WEIGHTS["condition"] * len(s.get("conditions", ())) + WEIGHTS["treatment"]
