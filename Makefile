@@ -50,7 +50,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/cues.py
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/backup.py
-	$(BIN)/python bench/people.py
+	$(BIN)/python bench/people.py --backend sqlite
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

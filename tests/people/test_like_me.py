@@ -182,3 +182,18 @@ def test_never_across_the_arms_of_a_study(world, client_for):
     put(carol)
     assert people(alice) == [] and people(carol) == []
     assert_error(_request(carol, world.alice), 404, "not_found", "user_id")
+
+
+def test_deleting_the_account_removes_the_profile_and_requests(world, client_for, outsider):
+    from peerlift.people.models import HealthProfile, ProfileCode
+    from tests.conftest import PASSWORD
+
+    alice, cara = client_for(world.alice), client_for(outsider)
+    put(alice)
+    put(cara)
+    assert _request(cara, world.alice).status_code == 201
+    gone = cara.post("/api/v1/me/deletion", json={"password": PASSWORD, "confirm": True})
+    assert gone.status_code == 200, gone.text
+    assert count_rows(HealthProfile, HealthProfile.user_id == outsider.id) == 0
+    assert count_rows(ProfileCode, ProfileCode.user_id == outsider.id) == 0 and count_rows(ConnectionRequest) == 0
+    assert people(alice) == []
