@@ -174,3 +174,15 @@ def test_the_page_works_without_javascript(world, client_for):
                                                   "condition_year": [""]})
     assert refused.status_code == 422 and "E11.77" in refused.text
     assert len(alice.get("/api/v1/me/health-profile").json()["conditions"]) == 2
+
+
+def test_reading_someone_elses_profile_is_audited(world, client_for):
+    from peerlift.identity.models import AuditEntry
+
+    alice = client_for(world.alice)
+    alice.put("/api/v1/me/health-profile", json=profile(visibility={"conditions": "my_circles"}))
+    alice.get(f"/api/v1/people/{world.alice.id}/health-profile")
+    assert count_rows(AuditEntry, AuditEntry.action == "read.health_profile") == 0  # her own: not audited
+    client_for(world.bob).get(f"/api/v1/people/{world.alice.id}/health-profile")
+    assert count_rows(AuditEntry, AuditEntry.action == "read.health_profile", AuditEntry.actor_id == world.bob.id,
+                      AuditEntry.subject_id == world.alice.id) == 1

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from peerlift.errors import responses
+from peerlift.identity.audit import Read, record_reads
 from peerlift.people import codes, service
 from peerlift.people.models import FIELDS, HealthProfile
 from peerlift.people.schemas import (
@@ -21,7 +22,7 @@ from peerlift.people.schemas import (
     SuggestionOut,
 )
 from peerlift.policy import connection_request_access, health_profile_view
-from peerlift.web.deps import DB, CurrentUser
+from peerlift.web.deps import DB, CurrentUser, client_ip
 
 router = APIRouter(prefix="/api/v1", tags=["people"])
 R = responses
@@ -51,9 +52,13 @@ def put_my_profile(body: HealthProfileIn, db: DB, user: CurrentUser):
 
 
 @router.get("/people/{user_id}/health-profile", response_model=OtherProfileOut, responses=R(401, 404))
-def get_profile(user_id: int, db: DB, user: CurrentUser):
+def get_profile(user_id: int, request: Request, db: DB, user: CurrentUser):
     owner, profile, level = health_profile_view(db, user, user_id)
-    return OtherProfileOut(user_id=owner.id, display_name=owner.display_name, **service.visible_fields(profile, level))
+    shown = service.visible_fields(profile, level)
+    if shown:
+        record_reads(db, user.id, [Read("read.health_profile", owner.id, "health_profile", owner.id,
+                                        ", ".join(sorted(shown)))], ip=client_ip(request))
+    return OtherProfileOut(user_id=owner.id, display_name=owner.display_name, **shown)
 
 
 @router.get("/codes/conditions", response_model=list[CodeOut], responses=R(401, 422))

@@ -62,7 +62,8 @@ class ProfileCode(Base):
     look-up on shared keys."""
 
     __tablename__ = "profile_code"
-    __table_args__ = (Index("ix_profile_code_key_user_id", "key", "user_id"),)
+    # Covers the ranking query (shared keys, shared with anyone, summed per person) on its own.
+    __table_args__ = (Index("ix_profile_code_key_visibility_user_id", "key", "visibility", "user_id", "field"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)

@@ -47,7 +47,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_profile_code')),
     )
     with op.batch_alter_table('profile_code', schema=None) as batch_op:
-        batch_op.create_index('ix_profile_code_key_user_id', ['key', 'user_id'], unique=False)
+        batch_op.create_index('ix_profile_code_key_visibility_user_id', ['key', 'visibility', 'user_id', 'field'],
+                              unique=False)
         batch_op.create_index(batch_op.f('ix_profile_code_user_id'), ['user_id'], unique=False)
     op.create_table(
         'connection_request',
