@@ -50,6 +50,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/cues.py
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/people.py --backend sqlite
 
 # Not part of `make bench`: building an index of 1,000,000 posts per backend takes several minutes.
 bench-search: $(TEST_STAMP)

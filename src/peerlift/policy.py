@@ -153,9 +153,12 @@ def require_role(user: User, allowed: set[Role], action: str) -> None:
 
 def may_message(session: Session, sender: User, recipient: User) -> bool:
     """A participant may message the facilitators of their circles; members message each other
-    only in a circle that allows it. Shared circle required either way."""
+    only in a circle that allows it. Shared circle required either way, except between two people
+    who accepted a connection request ("people like me"), unless they are in different arms of a study."""
     if sender.id == recipient.id or not recipient.is_active:
         return False
+    if connected(session, sender.id, recipient.id):
+        return not in_different_arms(session, sender.id, recipient.id)
     mine = select(Membership.space_id, Membership.role).where(Membership.user_id == sender.id).subquery()
     rows = session.execute(
         select(mine.c.role, Membership.role, Space.allow_member_dms)
@@ -188,8 +191,9 @@ def in_different_arms(session: Session, a_id: int, b_id: int) -> bool:
 
 
 def visible_user(session: Session, viewer: User, user_id: int) -> User:
-    """A person is visible to those who share a circle with them (and to themselves). Sharing an open
-    community does not count: there people go by a community name."""
+    """A person is visible to those who share a circle with them, to those who accepted a connection
+    request with them ("people like me"), and to themselves. Sharing an open community does not
+    count: there people go by a community name."""
     if user_id == viewer.id:
         return viewer
     mine = (select(Membership.space_id).join(Space, Space.id == Membership.space_id)
@@ -199,6 +203,10 @@ def visible_user(session: Session, viewer: User, user_id: int) -> User:
         .where(User.id == user_id, Membership.space_id.in_(mine)).limit(1)
     )
     if shared is None:
+        if connected(session, viewer.id, user_id):
+            person = session.get(User, user_id)
+            if person is not None:
+                return person
         raise _not_found("person", "user_id")
     return shared
 
@@ -377,3 +385,110 @@ def account_for_deletion(session: Session, actor: User, user_id: int) -> User:
     if user is None or user.deleted_at is not None:
         raise _not_found("person", "user_id")
     return user
+
+
+# --- health profiles and "people like me" ----------------------------------------------------------
+
+def relation_level(session: Session, viewer_id: int, owner_id: int) -> int:
+    """How near ``viewer_id`` is to ``owner_id``: 0 the same person, 1 they share a circle, 2 they share
+    an open community, 3 anyone else signed in. A field with visibility of reach r admits levels <= r."""
+    from peerlift.community.models import SpaceKind
+
+    if viewer_id == owner_id:
+        return 0
+    theirs = select(Membership.space_id).where(Membership.user_id == owner_id)
+    kinds = set(session.scalars(
+        select(Space.kind).join(Membership, Membership.space_id == Space.id)
+        .where(Membership.user_id == viewer_id, Membership.space_id.in_(theirs), Space.archived_at.is_(None))
+    ))
+    if SpaceKind.circle in kinds:
+        return 1
+    if SpaceKind.community in kinds:
+        return 2
+    return 3
+
+
+def mates(session: Session, user_id: int) -> tuple[set[int], set[int]]:
+    """The people who share a circle with ``user_id``, and those who share an open community."""
+    from peerlift.community.models import SpaceKind
+
+    mine = select(Membership.space_id).where(Membership.user_id == user_id)
+    circle, community = set(), set()
+    for other, kind in session.execute(
+        select(Membership.user_id, Space.kind).join(Space, Space.id == Membership.space_id)
+        .where(Membership.space_id.in_(mine), Space.archived_at.is_(None), Membership.user_id != user_id)
+    ):
+        (circle if kind == SpaceKind.circle else community).add(other)
+    return circle, community - circle
+
+
+def connected(session: Session, a_id: int, b_id: int) -> bool:
+    """Whether two people accepted a connection request between them."""
+    from peerlift.people.models import ConnectionRequest, RequestStatus
+
+    return session.scalar(select(ConnectionRequest.id).where(
+        ConnectionRequest.status == RequestStatus.accepted.value,
+        or_(and_(ConnectionRequest.sender_id == a_id, ConnectionRequest.recipient_id == b_id),
+            and_(ConnectionRequest.sender_id == b_id, ConnectionRequest.recipient_id == a_id))).limit(1)) is not None
+
+
+def health_profile_view(session: Session, viewer: User, user_id: int):
+    """Another person's health profile as ``viewer`` may see it: ``(owner, profile | None, level)``.
+    Unknown, inactive, or unrelated people who share no field with the viewer answer 404."""
+    from peerlift.people.models import REACH, HealthProfile, Visibility
+
+    owner = viewer if user_id == viewer.id else session.get(User, user_id)
+    if owner is None or not owner.is_active or owner.deleted_at is not None:
+        raise _not_found("person", "user_id")
+    level = relation_level(session, viewer.id, owner.id)
+    profile = session.get(HealthProfile, owner.id)
+    shares = profile is not None and any(
+        REACH[Visibility(getattr(profile, f"{f}_visibility"))] >= level
+        for f in ("conditions", "treatments", "goals", "diagnosis_years", "age_band"))
+    if level == 3 and not shares and not connected(session, viewer.id, owner.id):
+        raise _not_found("person", "user_id")
+    return owner, profile, level
+
+
+def suggestable_person(session: Session, viewer: User, user_id: int):
+    """A person one may ask to connect with: they opted in to "people like me" and are not hidden,
+    they have not declined the viewer, and they are not in another arm of the viewer's study. Anyone else answers 404 (never revealing why)."""
+    from peerlift.people.models import ConnectionRequest, HealthProfile, RequestStatus
+
+    person = session.get(User, user_id)
+    profile = session.get(HealthProfile, user_id)
+    if person is None or not person.is_active or profile is None or not profile.suggestable:
+        raise _not_found("person", "user_id")
+    declined = session.scalar(select(ConnectionRequest.id).where(
+        ConnectionRequest.status == RequestStatus.declined.value,
+        or_(and_(ConnectionRequest.sender_id == viewer.id, ConnectionRequest.recipient_id == user_id),
+            and_(ConnectionRequest.sender_id == user_id, ConnectionRequest.recipient_id == viewer.id))).limit(1))
+    if declined is not None or in_different_arms(session, viewer.id, user_id):
+        raise _not_found("person", "user_id")
+    return person
+
+
+def other_arm_people(session: Session, user_id: int, candidates) -> set[int]:
+    """Those of ``candidates`` who take part in another arm of a study ``user_id`` takes part in
+    (never suggested to each other, so that peer contact cannot contaminate a trial)."""
+    from peerlift.research.models import Arm
+
+    ids = set(candidates) | {user_id}
+    rows = session.execute(
+        select(Membership.user_id, Arm.study_id, Arm.id)
+        .join(Space, Space.id == Membership.space_id).join(Arm, Arm.id == Space.arm_id)
+        .where(Membership.user_id.in_(ids), Membership.role.in_((CircleRole.member, CircleRole.peer_supporter)))
+    ).all()
+    mine = {(study, arm) for user, study, arm in rows if user == user_id}
+    return {user for user, study, arm in rows
+            if user != user_id and (study, arm) not in mine and any(s == study for s, _a in mine)}
+
+
+def connection_request_access(session: Session, user: User, connection_request_id: int):
+    """A connection request, to its recipient (who answers it); to anyone else it does not exist."""
+    from peerlift.people.models import ConnectionRequest
+
+    request = session.get(ConnectionRequest, connection_request_id)
+    if request is None or request.recipient_id != user.id:
+        raise _not_found("connection request", "connection_request_id")
+    return request

@@ -105,6 +105,9 @@ ADMIN_ONLY = rule(ok={"admin"})                                           # the 
 COMMUNITY_PAGE = SIGNED                                                    # browse, see guidelines, join
 COMMUNITY = rule(ok={"alice", "coach"})                                   # its posts: members only
 CREATE_COMMUNITY = roles("coach", "other_coach", "admin")                 # facilitators and admins create
+# asking alice to connect: anyone signed in, except carol, in the other arm of alice's study (alice
+# asking herself is refused as bad input, which counts as ok)
+CONNECT_ALICE = rule(ok=SIGNED_IN - {"carol"})
 ENROLMENT_RANDOMISE = rule(ok={"alice", "researcher"})                    # the person, or the study's researchers
 
 TABLE: dict[str, dict[str, str]] = {
@@ -136,6 +139,17 @@ TABLE: dict[str, dict[str, str]] = {
     "POST /api/v1/me/deletion": SIGNED,
     "GET /api/v1/users/{user_id}/deletion": roles("admin"),
     "POST /api/v1/users/{user_id}/deletion": roles("admin"),
+    # --- health profiles and people like me (API) ---
+    "GET /api/v1/me/health-profile": SIGNED,
+    "PUT /api/v1/me/health-profile": SIGNED,
+    "GET /api/v1/people/{user_id}/health-profile": CIRCLE,   # alice shares her conditions with her circles
+    "GET /api/v1/codes/conditions": SIGNED,
+    "GET /api/v1/codes/medicines": SIGNED,
+    "GET /api/v1/people/like-me": SIGNED,
+    "POST /api/v1/people/{user_id}/connection-requests": CONNECT_ALICE,
+    "GET /api/v1/me/connection-requests": SIGNED,
+    "POST /api/v1/connection-requests/{connection_request_id}/accept": OWNER,
+    "POST /api/v1/connection-requests/{connection_request_id}/decline": OWNER,
     # --- community (API) ---
     "GET /api/v1/circles": SIGNED,
     "GET /api/v1/communities": COMMUNITY_PAGE,
@@ -359,6 +373,14 @@ TABLE: dict[str, dict[str, str]] = {
     "GET /safety/escalations/{escalation_id}": ESCALATION,
     "POST /safety/escalations/{escalation_id}/acknowledge": ESCALATION,
     "POST /safety/escalations/{escalation_id}/resolve": ESCALATION,
+    # --- health profiles and people like me (pages) ---
+    "GET /profile/health": SIGNED,
+    "POST /profile/health": SIGNED,
+    "GET /people/like-me": SIGNED,
+    "POST /people/{user_id}/connect": CONNECT_ALICE,
+    "GET /people/requests": SIGNED,
+    "POST /people/requests/{connection_request_id}/accept": OWNER,
+    "POST /people/requests/{connection_request_id}/decline": OWNER,
     # --- tracking and questionnaires (pages) ---
     "GET /me/tracking": SIGNED,
     "POST /me/tracking/log": SIGNED,
@@ -453,6 +475,9 @@ def requests_for(o) -> dict[str, dict]:
         "PATCH /api/v1/comments/{comment_id}": {"json": {"body": "Same route on Friday."}},
         "POST /api/v1/polls/{poll_id}/votes": {"json": {"option_ids": [o.option_id]}},
         "POST /api/v1/conversations": {"json": {"user_id": w.alice.id}},
+        "PUT /api/v1/me/health-profile": {"json": {"conditions": [{"code": "I10"}], "visibility": {
+            "conditions": "my_circles"}, "suggest_me": True}},
+        "POST /api/v1/people/{user_id}/connection-requests": {"json": {"note": "Hello"}},
         "POST /api/v1/conversations/{conversation_id}/messages": {"json": {"body": "See you Saturday."}},
         "POST /api/v1/notifications/read": {"json": {}},
         "PUT /api/v1/notification-preferences": {"json": {"digest": "daily"}},
@@ -538,6 +563,9 @@ def requests_for(o) -> dict[str, dict]:
         "POST /comments/{comment_id}/edit": {"data": {"body": "Same route on Friday."}},
         "POST /polls/{poll_id}/vote": {"data": {"option_ids": str(o.option_id)}},
         "POST /messages": {"data": {"user_id": str(w.alice.id)}},
+        "POST /profile/health": {"data": {"condition": "I10 High blood pressure", "vis_conditions": "my_circles",
+                                          "suggest_me": "1"}},
+        "POST /people/{user_id}/connect": {"data": {"note": "Hello"}},
         "POST /messages/{conversation_id}": {"data": {"body": "See you Saturday."}},
         "POST /settings/notifications": {"data": {"digest": "daily"}},
         "POST /circles/{circle_id}/protocol": {"data": {"protocol_version_id": str(o.newer_version_id),

@@ -55,6 +55,7 @@ class Objects:
     reset_token: str                 # dora's password reset
     two_factor_secret: str           # tess signs in with two-factor: her app's key
     challenge_token: str             # her password was right; a code is awaited
+    connection_request_id: int       # dora asked alice to connect ("people like me"), still pending
     community_id: int = 0            # an open community: coach facilitates it, alice is a member
     community_post_id: int = 0       # alice's post in it
     other_posts: dict = field(default_factory=dict)  # other_circle (arm B): carol's post, comment, poll
@@ -73,6 +74,7 @@ class Objects:
             "request_id": self.request_id, "card_id": self.card_id, "study_id": w.study.id,
             "enrolment_id": self.enrolment_id, "slug": w.study.slug, "chart": "engagement",
             "community_id": self.community_id,
+            "connection_request_id": self.connection_request_id,
         }
 
     def token_for(self, path: str) -> str:
@@ -168,6 +170,15 @@ def build_objects(s: Session) -> Objects:
                                           rules="Be kind.", allow_anonymous=True)
     community.join_community(s, w.alice, quitting, pseudonym="Calm Heron 42", accept_guidelines=True)
     community_post = community.create_post(s, circle_access(s, w.alice, quitting.id), "Day 3 without a cigarette.")
+    # alice's health profile: conditions shared with her circles, the rest kept to herself; she is
+    # suggested to people like her, and dora asked her to connect
+    from peerlift.people import service as people
+
+    people.save_profile(s, w.alice, conditions=[{"code": "E11.9", "year": 2018}], treatments=[{"code": "A10BA02"}],
+                        goals=["Lose 5%"], age_band="45-54", visibility={"conditions": "my_circles"}, suggest_me=True)
+    people.save_profile(s, dora, conditions=[{"code": "E11.9"}], treatments=[], goals=[], age_band=None,
+                        visibility={"conditions": "installation"}, suggest_me=True)
+    connection_request = people.request_connection(s, dora, w.alice.id, "Hello")
 
     # arm B's own content, for the tests that look for leaks across arms
     carol = circle_access(s, w.carol, w.other_circle.id)
@@ -193,6 +204,7 @@ def build_objects(s: Session) -> Objects:
         enrolment_id=enrolment.id, invitation_token=invitation_token, study_token=study_token,
         reset_token=reset_token, two_factor_secret=two_factor_row.secret, challenge_token=challenge_token,
         community_id=quitting.id, community_post_id=community_post.id,
+        connection_request_id=connection_request.id,
         other_posts={"post_id": carol_post.id, "comment_id": carol_comment.id,
                      "poll_id": s.scalar(select(Poll.id).where(Poll.post_id == carol_poll.id))},
     )

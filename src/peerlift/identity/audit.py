@@ -119,6 +119,7 @@ READS = {
     "read.review_queue": "your flagged writing in the review queue, with its triage reasons",
     "read.study_metrics": "your participation figures in a study",
     "read.research_export": "your study data, in a pseudonymised export for analysis",
+    "read.health_profile": "the parts of your health profile you share",
 }
 IDS_IN_DETAIL = 20
 

@@ -18,6 +18,8 @@ class Kind(str, enum.Enum):
     prompt = "prompt"
     moderation = "moderation"
     escalation = "escalation"
+    connection_request = "connection_request"
+    connection_accepted = "connection_accepted"
 
 
 class Channel(str, enum.Enum):
@@ -41,6 +43,8 @@ DEFAULT_CHANNELS: dict[Kind, Channel] = {
     Kind.prompt: Channel.in_app,
     Kind.moderation: Channel.in_app,
     Kind.escalation: Channel.in_app,  # the escalation sends its own email, at once
+    Kind.connection_request: Channel.in_app,
+    Kind.connection_accepted: Channel.in_app,
 }
 
 

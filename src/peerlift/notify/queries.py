@@ -38,6 +38,8 @@ def _sentence(kind: Kind, actor: str, circle: str | None, text: str) -> str:
         Kind.prompt: text or "A message from your programme",
         Kind.moderation: text or "A note from your facilitator",
         Kind.escalation: text or "A member needs a clinician",
+        Kind.connection_request: f"{actor} would like to connect with you",
+        Kind.connection_accepted: f"{actor} accepted your request to connect",
     }[kind]
 
 

@@ -352,6 +352,16 @@ def _person_records(session: Session, user: User, the_plan: DeletionPlan, protec
     session.execute(delete(Preference).where(Preference.user_id == user.id))
     session.execute(delete(NotifySettings).where(NotifySettings.user_id == user.id))
     removed["inbox_cards"] = session.execute(delete(InboxCard).where(InboxCard.user_id == user.id)).rowcount
+    # The health profile and "people like me" are not study data: they always go.
+    from peerlift.people.models import ConnectionRequest, HealthProfile, ProfileCode
+
+    session.execute(delete(ProfileCode).where(ProfileCode.user_id == user.id))
+    if session.execute(delete(HealthProfile).where(HealthProfile.user_id == user.id)).rowcount:
+        removed["health_profile"] = 1
+    connections = session.execute(delete(ConnectionRequest).where(
+        (ConnectionRequest.sender_id == user.id) | (ConnectionRequest.recipient_id == user.id))).rowcount
+    if connections:
+        removed["connection_requests"] = connections
     if the_plan.keeps_person_data:
         return removed
     kept = [i for t, i in protected if t == "response"]
