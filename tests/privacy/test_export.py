@@ -132,3 +132,30 @@ def test_the_data_page_explains_and_links_the_download(world, client_for):
     for kind in KINDS:
         assert f"{kind.key}.csv" in page.text
     assert 'href="/profile/data"' in client_for(world.alice).get("/profile").text
+
+
+def test_the_health_profile_and_connection_requests_are_in_it(world, client_for):
+    from peerlift.people import service as people
+
+    with dbmod.transaction() as s:
+        from peerlift.identity.models import User
+
+        alice, bob = s.get(User, world.alice.id), s.get(User, world.bob.id)
+        people.save_profile(s, alice, conditions=[{"code": "E11.9", "year": 2019}], treatments=[{"code": "A10BA02"}],
+                            goals=["Walk daily"], age_band="45-54", visibility={"conditions": "my_circles"},
+                            suggest_me=True)
+        people.save_profile(s, bob, conditions=[{"code": "E11.9"}], treatments=[], goals=[], age_band=None,
+                            visibility={"conditions": "my_circles"}, suggest_me=True)
+        people.request_connection(s, bob, alice.id, "Same diagnosis year?")
+    zf = _open(client_for(world.alice).get("/api/v1/me/export"))
+    data = json.loads(zf.read("peerlift-data.json"))
+    [profile] = data["health_profile"]
+    assert profile["conditions"][0]["code"] == "E11.9" and profile["conditions_visibility"] == "my_circles"
+    assert profile["goals"] == ["Walk daily"] and profile["suggest_me"] is True
+    [request] = data["connection_requests"]
+    assert (request["direction"], request["other_person_id"], request["note"]) == (
+        "received", world.bob.id, "Same diagnosis year?")
+    [row] = _csv(zf, "health_profile")
+    assert json.loads(row["conditions"])[0]["code"] == "E11.9"
+    # bob's profile is his own: none of it is in alice's download
+    assert len(data["health_profile"]) == 1

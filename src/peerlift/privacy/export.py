@@ -361,6 +361,36 @@ def _study_team(s: Session, u: User) -> list[dict]:
                                    .where(StudyMember.user_id == u.id).order_by(StudyMember.id))]
 
 
+HEALTH_PROFILE = ("conditions", "treatments", "goals", "age_band", "conditions_visibility", "treatments_visibility",
+                  "goals_visibility", "diagnosis_years_visibility", "age_band_visibility", "suggest_me", "hidden",
+                  "updated_at")
+
+
+def _health_profile(s: Session, u: User) -> list[dict]:
+    """The health profile, each field with who may see it (lists as JSON text in the CSV)."""
+    from peerlift.people.models import HealthProfile
+
+    profile = s.get(HealthProfile, u.id)
+    return [] if profile is None else [_row(HEALTH_PROFILE, **{c: getattr(profile, c) for c in HEALTH_PROFILE})]
+
+
+CONNECTIONS = ("id", "direction", "other_person_id", "note", "status", "created_at", "answered_at")
+
+
+def _connection_requests(s: Session, u: User) -> list[dict]:
+    """Requests to connect ("people like me") the person sent or received; the other side by id only."""
+    from peerlift.people.models import ConnectionRequest
+
+    rows = s.scalars(select(ConnectionRequest).where(or_(ConnectionRequest.sender_id == u.id,
+                                                         ConnectionRequest.recipient_id == u.id))
+                     .order_by(ConnectionRequest.id))
+    return [_row(CONNECTIONS, id=r.id, direction="sent" if r.sender_id == u.id else "received",
+                 other_person_id=r.recipient_id if r.sender_id == u.id else r.sender_id,
+                 note=r.note, status=r.status,
+                 created_at=r.created_at, answered_at=r.answered_at)
+            for r in rows]
+
+
 KINDS: tuple[Kind, ...] = (
     Kind("profile", "Your account: name, pronouns, bio, email address, time zone, role", PROFILE, _profile),
     Kind("memberships", "The circles you are in, and your role there", MEMBERSHIPS, _memberships),
@@ -387,6 +417,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("audit_entries", "Audit trail entries about you and your account", AUDIT, _audit_entries),
     Kind("activity", "The engagement record of what you did", ACTIVITY, _activity),
     Kind("study_team", "Studies whose team you are on", STUDY_TEAM, _study_team),
+    Kind("health_profile", "Your health profile and who may see each part", HEALTH_PROFILE, _health_profile),
+    Kind("connection_requests", "Requests to connect you sent or received", CONNECTIONS, _connection_requests),
 )
 
 
