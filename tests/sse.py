@@ -35,8 +35,13 @@ class StreamReader:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        self.stop()
         self._thread.join(timeout=5)
+
+    def stop(self) -> None:
+        """Ask the reader to finish; it notices at the next line the server sends (a keep-alive at
+        the latest), so many readers stop together when all are asked before any is joined."""
+        self._stop.set()
 
     def _run(self) -> None:
         with self.client.stream("GET", "/api/v1/stream", headers=self.headers, timeout=None) as response:
