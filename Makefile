@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test bench serve migrate clean chromium
+.PHONY: demo test bench load serve migrate clean chromium nginx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,17 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-test: $(TEST_STAMP) chromium
+# Debian's nginx runs the shipped deploy/nginx configuration in the deployment tests: unpacked into
+# the venv, never installed or started as a service. An nginx already on the PATH is used instead.
+NGINX := $(VENV)/nginx/usr/sbin/nginx
+nginx: | $(BIN)/python
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && [ ! -x $(NGINX) ]; then \
+		echo "Unpacking Debian's nginx for the deployment tests"; \
+		tmp=$$(mktemp -d) && apt-get update -qq && (cd $$tmp && apt-get download -qq nginx 2>/dev/null) && \
+		dpkg -x $$tmp/nginx_*.deb $(VENV)/nginx; status=$$?; rm -rf $$tmp; exit $$status; \
+	fi
+
+test: $(TEST_STAMP) chromium nginx
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -n auto --dist loadfile -q
 

@@ -10,6 +10,10 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+# A live stream never ends by itself: on SIGTERM, requests in flight get this long to finish, then
+# the streams are closed and their clients reconnect (with Last-Event-ID) to another process.
+SHUTDOWN_GRACE_SECONDS = 5
+
 app = typer.Typer(help="peerlift: private peer circles for health programmes.", no_args_is_help=True)
 console = Console()
 
@@ -126,7 +130,8 @@ def serve(
         console.print("[red]Several processes need PEERLIFT_REDIS_URL, so live events reach every stream.[/red]")
         raise typer.Exit(2)
     uvicorn.run("peerlift.app:create_app", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips, log_level="info")
+                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, log_level="info")
 
 
 @app.command()

@@ -46,7 +46,12 @@ def cluster(postgres_database, tmp_path) -> Iterator[Cluster]:
 
 @pytest.fixture
 def two_servers(cluster):
-    """The world of tests.conftest and two `peerlift serve --no-scheduler` processes."""
+    """The world of tests.conftest and two `peerlift serve --no-scheduler` processes (their URLs)."""
+    world, servers = world_and_servers(cluster)
+    yield world, [server.url for server in servers]
+
+
+def world_and_servers(cluster: Cluster, n: int = 2):
     with dbmod.transaction() as s:
         world = build_world(s)
-    yield world, [server.url for server in cluster.servers(2)]
+    return world, cluster.servers(n)
