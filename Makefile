@@ -60,5 +60,11 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/cues.py
 	$(BIN)/python bench/metrics.py
 
+# 1,000 members on PostgreSQL + Redis + two serve processes + a worker for 5 minutes (about 7 minutes
+# in all, so not part of `make bench`). Smaller: make load LOAD_ARGS="--members 100 --duration 20"
+LOAD_ARGS ?=
+load: $(TEST_STAMP)
+	$(BIN)/python bench/load.py $(LOAD_ARGS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache
