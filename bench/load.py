@@ -10,7 +10,7 @@ $PEERLIFT_BENCH_POSTGRES_URL, dropped at the end) built by the Alembic migration
 ($PEERLIFT_BENCH_REDIS_URL, default redis://127.0.0.1:6379/14), ``--servers`` (2)
 ``peerlift serve --no-scheduler`` processes and one ``peerlift worker``, as deploy/ runs them.
 
-1. Seeding, through the service functions (identity, community, notify): ``--members`` members in
+1. Seeding, through the service functions (identity, community): ``--members`` members in
    circles of ``--circle-size`` (20), each circle with a facilitator and ``--history`` (10) posts,
    and a signed-in session per member (``start_session``: the cookie and CSRF token the load uses).
    Passwords are hashed with cheap argon2 parameters (nobody signs in with them).
@@ -20,7 +20,8 @@ $PEERLIFT_BENCH_POSTGRES_URL, dropped at the end) built by the Alembic migration
 3. A programme prompt per member (``notify.prompt``) is scheduled at a random moment of the run's
    first 70 %: the worker process delivers them while the load runs.
 4. For ``--duration`` seconds (after ``--warmup`` seconds not counted) each member, on their own
-   process, waits a think time (exponential, mean ``--think`` seconds) and then does one of: read the
+   process, waits a think time (exponential, mean ``--think`` seconds: 30, a busy hour with the app
+   open; 1,000 members then ask about 33 actions a second) and then does one of: read the
    feed (first page, 55 %), react to a recent post (20 %, a kind they have not given it yet), comment
    on a recent post (15 %), or post (10 %). Every request is timed (perf_counter, sent to answered);
    any answer but 2xx, or no answer, is an error.
@@ -28,7 +29,8 @@ $PEERLIFT_BENCH_POSTGRES_URL, dropped at the end) built by the Alembic migration
    made (warm-up included) must have reached the stream of every member of its circle (expected =
    sum over them of the circle's size), nothing of another circle may arrive, nothing twice; every
    member's stream must have heard of their prompt, and the database must hold exactly one
-   notification per prompt. Stream latency is from just before a post's POST to its frame.
+   notification per prompt. Stream latency is from just before a post's POST to its frame, and from
+   the POST's answer to the frame (the fan-out alone).
 
 Reported: per action requests, rps, p50 / p99 ms and errors; stream frames expected, received,
 lost, foreign and doubled; prompts; CPU of the servers, the worker and this client. Results go to
@@ -300,7 +302,8 @@ async def open_streams(streams: list[MemberStream], tracker: Tracker, timeout: f
 class Made:
     """What the members wrote, for the stream check: circle -> keys, and posts' send times."""
     keys: dict[int, set] = field(default_factory=lambda: defaultdict(set))
-    post_sent: dict[int, float] = field(default_factory=dict)
+    post_sent: dict[int, float] = field(default_factory=dict)      # just before the POST
+    post_answered: dict[int, float] = field(default_factory=dict)  # its answer (the post committed)
     recent: dict[int, deque] = field(default_factory=dict)
 
 
@@ -320,6 +323,7 @@ async def act(m: Member, action: str, http: httpx.AsyncClient, recorder: Recorde
         if r is not None and r.status_code == 201:
             post_id = r.json()["id"]
             made.post_sent[post_id] = sent
+            made.post_answered[post_id] = time.perf_counter()
             made.keys[m.circle_id].add(("post", post_id))
             recent.append(post_id)
     elif action == "comment":
@@ -343,10 +347,14 @@ async def act(m: Member, action: str, http: httpx.AsyncClient, recorder: Recorde
 async def member_loop(m: Member, http: httpx.AsyncClient, recorder: Recorder, made: Made, think: float,
                       rng: random.Random) -> None:
     names, weights = list(ACTIONS), list(ACTIONS.values())
-    await asyncio.sleep(rng.uniform(0, think))  # members start at different moments
+
+    async def pause(seconds: float) -> None:  # a pause the end of the run cuts short
+        await asyncio.sleep(max(0.0, min(seconds, recorder.stop_at - time.perf_counter())))
+
+    await pause(rng.uniform(0, think))  # members start at different moments
     while recorder.running:
         await act(m, rng.choices(names, weights)[0], http, recorder, made, rng)
-        await asyncio.sleep(rng.expovariate(1.0 / think))
+        await pause(rng.expovariate(1.0 / think))
 
 
 # --- one run ----------------------------------------------------------------------------------------------
@@ -464,6 +472,8 @@ async def run_load(urls: list[str], seeded: Seeded, args, tag: str, procs: Proce
     total = summarise(recorder.samples, window)
     latencies = sorted((at - made.post_sent[p]) * 1000 for s in streams for p, at in s.arrivals.items()
                        if p in made.post_sent)
+    fanout = sorted((at - made.post_answered[p]) * 1000 for s in streams for p, at in s.arrivals.items()
+                    if p in made.post_answered)
     out.update({
         "window_seconds": window,
         "actions": by_action,
@@ -479,6 +489,9 @@ async def run_load(urls: list[str], seeded: Seeded, args, tag: str, procs: Proce
                    "keepalives": sum(s.keepalives for s in streams)},
         "post_delivery_ms": {"n": len(latencies), "p50": percentile(latencies, 50),
                              "p99": percentile(latencies, 99), "max": latencies[-1] if latencies else None},
+        # from the POST's answer (the post committed) to the frame: the fan-out alone; a frame may
+        # arrive before the answer does (negative)
+        "post_fanout_ms": {"n": len(fanout), "p50": percentile(fanout, 50), "p99": percentile(fanout, 99)},
         "prompts_heard": {"members": len(streams), "heard_once": sum(1 for s in streams if s.prompts == 1),
                           "heard_more": sum(1 for s in streams if s.prompts > 1),
                           "not_heard": sum(1 for s in streams if s.prompts == 0)},
@@ -505,8 +518,9 @@ def report(out: dict[str, Any]) -> None:
     console.print(f"  stream frames: {f['expected']:,} expected, {f['received']:,} received, {f['lost']:,} lost, "
                   f"{f['foreign']} from another circle, {f['doubled']} doubled, {f['out_of_order']} out of order, "
                   f"{f['drops']} streams ended by the server, {f['resyncs']} resyncs")
-    d = out["post_delivery_ms"]
-    console.print(f"  post to every stream of its circle: p50 {fmt_ms(d['p50'])} ms, p99 {fmt_ms(d['p99'])} ms "
+    d, fan = out["post_delivery_ms"], out["post_fanout_ms"]
+    console.print(f"  a post to every stream of its circle, from its POST: p50 {fmt_ms(d['p50'])} ms, p99 "
+                  f"{fmt_ms(d['p99'])} ms; from its answer: p50 {fmt_ms(fan['p50'])} ms, p99 {fmt_ms(fan['p99'])} ms "
                   f"({d['n']:,} deliveries)")
     p, h = out["prompts"], out["prompts_heard"]
     console.print(f"  prompts by the worker: {p['scheduled']:,} scheduled, rows {p['rows']}, "
@@ -547,8 +561,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--members", type=int, default=1000, help="simulated members (default 1000)")
     p.add_argument("--duration", type=float, default=300.0, help="seconds measured (default 300)")
     p.add_argument("--warmup", type=float, default=10.0, help="seconds of load before measuring (default 10)")
-    p.add_argument("--think", type=float, default=10.0,
-                   help="mean seconds a member waits between two actions (default 10)")
+    p.add_argument("--think", type=float, default=30.0,
+                   help="mean seconds a member waits between two actions (default 30)")
     p.add_argument("--circle-size", type=int, default=20, help="members per circle (default 20)")
     p.add_argument("--history", type=int, default=10, help="posts seeded per circle (default 10)")
     p.add_argument("--servers", type=int, default=2, help="peerlift serve processes started (default 2)")
