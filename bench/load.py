@@ -48,6 +48,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table  # noqa: E402
 
 from _common import (  # noqa: E402
+    RESULTS_DIR,
     ROOT,
     VENV_BIN,
     Recorder,
@@ -82,6 +84,7 @@ from _common import (  # noqa: E402
     reset_postgres_schema,
     run_async,
     summarise,
+    timestamp,
     use_cheap_password_hashing,
     vacuum_analyze_postgres,
     warn_if_busy,
@@ -391,6 +394,20 @@ def start_processes(url: str, redis_url: str, n: int, workdir: Path) -> Processe
     return procs
 
 
+def log_problems(procs: Processes, most: int = 40) -> list[str]:
+    """Error lines of the servers' and the worker's logs (first ``most``), for the results."""
+    out = []
+    paths = [s.log_path for s in procs.servers] + ([procs.worker_log] if procs.worker_log else [])
+    for path in paths:
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        out += [f"{path.name}: {line}" for line in lines
+                if ("ERROR" in line or "Traceback" in line or "Error:" in line or "Exception" in line)][:most]
+    return out[:most]
+
+
 def stop_processes(procs: Processes) -> None:
     for s in procs.servers:
         s.stop()
@@ -415,9 +432,12 @@ async def run_load(urls: list[str], seeded: Seeded, args, tag: str, procs: Proce
                       "open_seconds": time.perf_counter() - t_open, "open_failures": tracker.open_failures,
                       "open_failure_kinds": dict(tracker.open_failure_kinds)}
     console.print(f"  {tracker.opened:,}/{len(streams):,} streams open in {out['streams']['open_seconds']:.1f} s")
+    # Idle connections are given up after 4 s, before the server closes them (after 5 s), as the
+    # shipped nginx configuration does: no request is sent into a closing connection.
     clients = [httpx.AsyncClient(base_url=u, timeout=60.0,
                                  limits=httpx.Limits(max_connections=args.connections,
-                                                     max_keepalive_connections=args.connections))
+                                                     max_keepalive_connections=args.connections,
+                                                     keepalive_expiry=4.0))
                for u in urls]
     made = Made()
     for cid, posts in seeded.history.items():
@@ -531,6 +551,10 @@ def report(out: dict[str, Any]) -> None:
                   f"load average after {out['loadavg_after']}")
     if out["failures"]:
         console.print(f"  [red]errors:[/red] {out['failures']}")
+    for line in out.get("log_problems", [])[:10]:
+        console.print(f"  [yellow]log:[/yellow] {line}", markup=False, highlight=False)
+    if out.get("logs"):
+        console.print(f"  logs of the processes: {out['logs']}")
 
 
 def verdict(out: dict[str, Any]) -> list[str]:
@@ -601,43 +625,43 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {"members": args.members}
     procs: Processes | None = None
     base = postgres_base_url()
+    tmp = tempfile.mkdtemp(prefix="peerlift-bench-load-")
     try:
-        with tempfile.TemporaryDirectory(prefix="peerlift-bench-load-") as tmp:
-            if args.urls:
-                url, urls = args.database_url, args.urls
-                os.environ["PEERLIFT_DATABASE_URL"] = url
-            else:
-                problem = postgres_problem(base)
-                if problem:
-                    console.print(f"[red]PostgreSQL is needed[/red] at {base} ({problem}); "
-                                  "set PEERLIFT_BENCH_POSTGRES_URL.")
-                    return 2
-                import redis
+        if args.urls:
+            url, urls = args.database_url, args.urls
+            os.environ["PEERLIFT_DATABASE_URL"] = url
+        else:
+            problem = postgres_problem(base)
+            if problem:
+                console.print(f"[red]PostgreSQL is needed[/red] at {base} ({problem}); "
+                              "set PEERLIFT_BENCH_POSTGRES_URL.")
+                return 2
+            import redis
 
-                try:
-                    redis.Redis.from_url(args.redis_url, socket_connect_timeout=3).ping()
-                except Exception as exc:  # noqa: BLE001
-                    console.print(f"[red]Redis is needed[/red] at {args.redis_url}: {exc}")
-                    return 2
-                url = reset_postgres_schema(base, SCHEMA)
-                os.environ["PEERLIFT_DATABASE_URL"] = url
-                console.print(f"  PostgreSQL schema {SCHEMA} at {base}; Redis {args.redis_url}")
-                migrate(url)
-            from peerlift.settings import get_settings
+            try:
+                redis.Redis.from_url(args.redis_url, socket_connect_timeout=3).ping()
+            except Exception as exc:  # noqa: BLE001
+                console.print(f"[red]Redis is needed[/red] at {args.redis_url}: {exc}")
+                return 2
+            url = reset_postgres_schema(base, SCHEMA)
+            os.environ["PEERLIFT_DATABASE_URL"] = url
+            console.print(f"  PostgreSQL schema {SCHEMA} at {base}; Redis {args.redis_url}")
+            migrate(url)
+        from peerlift.settings import get_settings
 
-            get_settings.cache_clear()
-            seeded = seed(args.members, args.circle_size, args.history, tag)
-            console.print(f"  seeded {len(seeded.members):,} members in {len(seeded.circles)} circles "
-                          f"in {seeded.seconds:.1f} s")
-            if not args.urls:
-                vacuum_analyze_postgres(url, ["user_account", "membership", "auth_session", "post", "event"])
-                procs = start_processes(url, args.redis_url, args.servers, Path(tmp))
-                urls = [s.base_url for s in procs.servers]
-                console.print(f"  {len(urls)} × peerlift serve --no-scheduler ({', '.join(urls)}) and a peerlift worker")
-            out.update(run_async(run_load(urls, seeded, args, tag, procs)))
-            out["seed_seconds"] = seeded.seconds
-            if procs is not None and procs.worker is not None and procs.worker.poll() is not None:
-                out["worker_exited"] = procs.worker.returncode
+        get_settings.cache_clear()
+        seeded = seed(args.members, args.circle_size, args.history, tag)
+        console.print(f"  seeded {len(seeded.members):,} members in {len(seeded.circles)} circles "
+                      f"in {seeded.seconds:.1f} s")
+        if not args.urls:
+            vacuum_analyze_postgres(url, ["user_account", "membership", "auth_session", "post", "event"])
+            procs = start_processes(url, args.redis_url, args.servers, Path(tmp))
+            urls = [s.base_url for s in procs.servers]
+            console.print(f"  {len(urls)} × peerlift serve --no-scheduler ({', '.join(urls)}) and a peerlift worker")
+        out.update(run_async(run_load(urls, seeded, args, tag, procs)))
+        out["seed_seconds"] = seeded.seconds
+        if procs is not None and procs.worker is not None and procs.worker.poll() is not None:
+            out["worker_exited"] = procs.worker.returncode
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - report what happened, with the servers' last words
@@ -647,6 +671,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if procs is not None:
             stop_processes(procs)
+            out["log_problems"] = log_problems(procs)
+            keep = RESULTS_DIR / f"load-{timestamp()}-logs"  # the processes' logs, beside the results
+            shutil.copytree(tmp, keep, dirs_exist_ok=True)
+            out["logs"] = str(keep)
+        shutil.rmtree(tmp, ignore_errors=True)
         release_engines()
         if not args.urls:
             try:

@@ -13,6 +13,9 @@ from rich.table import Table
 # A live stream never ends by itself: on SIGTERM, requests in flight get this long to finish, then
 # the streams are closed and their clients reconnect (with Last-Event-ID) to another process.
 SHUTDOWN_GRACE_SECONDS = 5
+# An idle keep-alive connection is closed after this long; a proxy keeping connections to peerlift
+# open must give them up sooner (nginx: keepalive_timeout in the upstream block, deploy/nginx).
+KEEP_ALIVE_SECONDS = 5
 
 app = typer.Typer(help="peerlift: private peer circles for health programmes.", no_args_is_help=True)
 console = Console()
@@ -131,7 +134,8 @@ def serve(
         raise typer.Exit(2)
     uvicorn.run("peerlift.app:create_app", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
-                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, log_level="info")
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                log_level="info")
 
 
 @app.command()
