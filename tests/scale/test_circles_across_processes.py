@@ -115,9 +115,12 @@ def test_circles_spread_over_two_processes_and_a_worker(cluster, mailbox):
 
     servers = cluster.servers(2)
     with ExitStack() as stack, ThreadPoolExecutor(max_workers=6) as pool:
-        # --- every member signed in on both processes, a stream open on each ------------------
+        # --- every member signed in, with a client and a stream open on each process ----------
         def sign_in(m: Member) -> None:
-            m.clients = [http_login(server.url, m) for server in servers]
+            # one sign-in; the session (kept in the database) is good on every process
+            first = http_login(servers[0].url, m)
+            m.clients = [first] + [httpx.Client(base_url=server.url, cookies=first.cookies, headers=first.headers,
+                                                timeout=10) for server in servers[1:]]
 
         list(pool.map(sign_in, members))
         for m in members:
