@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test bench bench-search serve migrate clean chromium
+.PHONY: demo test bench bench-search load serve migrate clean chromium nginx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,17 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-test: $(TEST_STAMP) chromium
+# Debian's nginx runs the shipped deploy/nginx configuration in the deployment tests: unpacked into
+# the venv, never installed or started as a service. An nginx already on the PATH is used instead.
+NGINX := $(VENV)/nginx/usr/sbin/nginx
+nginx: | $(BIN)/python
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && [ ! -x $(NGINX) ]; then \
+		echo "Unpacking Debian's nginx for the deployment tests"; \
+		tmp=$$(mktemp -d) && apt-get update -qq && (cd $$tmp && apt-get download -qq nginx 2>/dev/null) && \
+		dpkg -x $$tmp/nginx_*.deb $(VENV)/nginx; status=$$?; rm -rf $$tmp; exit $$status; \
+	fi
+
+test: $(TEST_STAMP) chromium nginx
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -n auto --dist loadfile -q
 
@@ -55,6 +65,12 @@ bench: $(TEST_STAMP)
 # Not part of `make bench`: building an index of 1,000,000 posts per backend takes several minutes.
 bench-search: $(TEST_STAMP)
 	$(BIN)/python bench/search.py
+
+# 1,000 members on PostgreSQL + Redis + two serve processes + a worker for 5 minutes (about 7 minutes
+# in all, so not part of `make bench`). Smaller: make load LOAD_ARGS="--members 100 --duration 20"
+LOAD_ARGS ?=
+load: $(TEST_STAMP)
+	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

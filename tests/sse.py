@@ -25,6 +25,7 @@ class StreamReader:
         self.frames: queue.Queue[Frame] = queue.Queue()
         self.comments = 0
         self.status: int | None = None
+        self.ended: Exception | None = None  # how the server ended the stream, when it did
         self.opened = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -35,10 +36,22 @@ class StreamReader:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        self.stop()
         self._thread.join(timeout=5)
 
+    def stop(self) -> None:
+        """Ask the reader to finish; it notices at the next line the server sends (a keep-alive at
+        the latest), so many readers stop together when all are asked before any is joined."""
+        self._stop.set()
+
     def _run(self) -> None:
+        try:
+            self._read()
+        except httpx.HTTPError as exc:  # e.g. the server stopped and cut the stream
+            self.ended = exc
+            self.opened.set()
+
+    def _read(self) -> None:
         with self.client.stream("GET", "/api/v1/stream", headers=self.headers, timeout=None) as response:
             self.status = response.status_code
             self.opened.set()

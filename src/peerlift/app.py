@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -66,6 +68,41 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# Requests of one process inside the app at once (the rest wait their turn in RequestLimit). Below the
+# database pool (20 + 20 connections, db.py) and the 40 worker threads, with room to spare for stream
+# openings, the event dispatcher and the in-process scheduler.
+REQUESTS_AT_ONCE = 30
+UNLIMITED_PATHS = ("/api/v1/stream",)  # open for hours, holding no connection once open
+
+
+class RequestLimit:
+    """Pure ASGI middleware: at most ``limit`` requests are inside the app at a time; the others queue.
+
+    A request holds a pooled database connection from its first query to its end, and needs a worker
+    thread for each synchronous step. With more requests inside than the pool has connections, every
+    thread ends up waiting for a connection held by a request that waits for a thread, and nothing
+    moves until the pool's 30 s timeout answers 500 (a saturated process would do that). Queued here,
+    such a process answers late, but answers. Live streams and static files are not counted.
+    """
+
+    def __init__(self, app, limit: int = REQUESTS_AT_ONCE) -> None:
+        self.app = app
+        self.limit = limit
+        self._slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one semaphore per event loop
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in UNLIMITED_PATHS or path.startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.limit)
+        async with slots:
+            await self.app(scope, receive, send)
 
 
 def _is_api(request: Request) -> bool:
@@ -212,6 +249,7 @@ def create_app() -> FastAPI:
     _install_error_handlers(app)
 
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestLimit)
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
     for module in (identity_api, community_api, stream_api, notify_api, protocol_api, safety_api, tracking_api,

@@ -11,6 +11,13 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+# A live stream never ends by itself: on SIGTERM, requests in flight get this long to finish, then
+# the streams are closed and their clients reconnect (with Last-Event-ID) to another process.
+SHUTDOWN_GRACE_SECONDS = 5
+# An idle keep-alive connection is closed after this long; a proxy keeping connections to peerlift
+# open must give them up sooner (nginx: keepalive_timeout in the upstream block, deploy/nginx).
+KEEP_ALIVE_SECONDS = 5
+
 app = typer.Typer(help="peerlift: private peer circles for health programmes.", no_args_is_help=True)
 console = Console()
 
@@ -116,12 +123,17 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only)")] = 1,
     scheduler: Annotated[bool, typer.Option(help="Run a scheduler worker in this process")] = True,
+    forwarded_allow_ips: Annotated[str | None, typer.Option(
+        help="Proxies trusted for X-Forwarded-For/-Proto: addresses or networks, comma-separated, or *"
+             " (default: PEERLIFT_FORWARDED_ALLOW_IPS)")] = None,
 ) -> None:
     """Serve the web app, the JSON API and the live stream."""
     import uvicorn
 
     if not scheduler:
         os.environ["PEERLIFT_RUN_WORKER"] = "false"
+    if forwarded_allow_ips is not None:
+        os.environ["PEERLIFT_FORWARDED_ALLOW_IPS"] = forwarded_allow_ips
     settings = _settings()
     _check_cue_files(settings)
     if workers > 1 and settings.database_url.startswith("sqlite"):
@@ -131,7 +143,9 @@ def serve(
         console.print("[red]Several processes need PEERLIFT_REDIS_URL, so live events reach every stream.[/red]")
         raise typer.Exit(2)
     uvicorn.run("peerlift.app:create_app", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True, log_level="info")
+                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                log_level="info")
 
 
 @app.command()
@@ -142,14 +156,38 @@ def worker(
 ) -> None:
     """Run scheduler workers: claim due deliveries and perform them."""
     import logging
+
+    from peerlift.delivery.dispatch import Announcer
+    from peerlift.delivery.scheduler import Worker
+
+    settings = _settings()
+    _check_cue_files(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    workers = [Worker(batch=batch) for _ in range(concurrency)]
+    # What the workers deliver (notifications, prompts, circle posts) reaches the streams held by
+    # the serving processes through Redis, as their own events do.
+    announcer = None
+    if settings.redis_url:
+        announcer = Announcer()
+        try:
+            announcer.start(settings.redis_url)
+        except Exception as exc:  # noqa: BLE001 - redis' own errors name the address
+            console.print(f"[red]PEERLIFT_REDIS_URL: Redis cannot be reached:[/red] {exc}")
+            raise typer.Exit(2)
+    elif not settings.database_url.startswith("sqlite"):
+        console.print("[yellow]PEERLIFT_REDIS_URL is unset:[/yellow] what this worker delivers reaches open "
+                      "streams only with the next event of a serving process.")
+    try:
+        _work(workers, once=once, concurrency=concurrency)
+    finally:
+        if announcer is not None:
+            announcer.stop()
+
+
+def _work(workers: list, *, once: bool, concurrency: int) -> None:
     import signal
     import threading
 
-    from peerlift.delivery.scheduler import Worker
-
-    _check_cue_files(_settings())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    workers = [Worker(batch=batch) for _ in range(concurrency)]
     if once:
         total = 0
         while (took := sum(w.run_once() for w in workers)) > 0:

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         None, description="smtp://user:pass@host:587?starttls=true or smtps://host:465; unset: email goes to the log")
     mail_from: str = Field("peerlift <no-reply@peerlift.invalid>", description="From address of every email")
     run_worker: bool = Field(True, description="Run a scheduler worker inside `peerlift serve`")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1", description="Proxies whose X-Forwarded-For/-Proto are believed: addresses or networks, "
+                                     "comma-separated, or *")
     cues_per_day: int = Field(3, ge=0, le=1000, description="Most cues a person gets in 24 hours (DMs, notifications)")
     cue_files: str = Field("", description="Cue rule files for every circle, separated by commas")
     cue_defaults: bool = Field(True, description="Run the shipped default rules (the facilitator's inbox)")
@@ -127,6 +130,26 @@ class Settings(BaseSettings):
         if port is not None and not 0 < port < 65536:
             raise ValueError("PEERLIFT_SMTP_URL has a port out of range")
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        import ipaddress
+
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if items == ["*"]:
+            return "*"
+        if not items:
+            raise ValueError("PEERLIFT_FORWARDED_ALLOW_IPS is empty: name the proxy's address (e.g. 127.0.0.1)")
+        normal = []
+        for item in items:
+            try:  # written as uvicorn compares them: a network with its host bits cleared
+                normal.append(str(ipaddress.ip_network(item, strict=False)) if "/" in item
+                              else str(ipaddress.ip_address(item)))
+            except ValueError:
+                raise ValueError(f"PEERLIFT_FORWARDED_ALLOW_IPS: {item!r} is not an IP address or network "
+                                 "(use e.g. 127.0.0.1, 10.0.0.0/8, ::1, or * alone)") from None
+        return ",".join(normal)
 
     @field_validator("default_timezone")
     @classmethod

@@ -131,3 +131,68 @@ class Dispatcher:
                     self.hub.dispatch(e)
                 except Exception:  # noqa: BLE001 - one bad event must not stop the stream
                     log.exception("could not dispatch event %s", e.id)
+
+
+class Announcer:
+    """Tells the serving processes of the events this process commits, for a process that holds no
+    streams of its own (``peerlift worker``): its notifications, prompts and circle posts then
+    reach open streams at once rather than with the next event some serving process commits.
+
+    Only the newest id matters (a listener reads every event up to it from the database), so the
+    ids of a batch are folded into one message, sent from a thread of its own.
+    """
+
+    def __init__(self) -> None:
+        self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.channel = CHANNEL_PREFIX
+        self._newest = 0
+        self._sent = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._redis = None
+        self._unsubscribe = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, redis_url: str) -> None:
+        import redis
+
+        from peerlift.settings import get_settings
+
+        self.channel = channel_for(get_settings().database_url)
+        self._redis = redis.Redis.from_url(redis_url)
+        self._redis.ping()
+        self._unsubscribe = events.subscribe(self._local)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="peerlift-announcer")
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _local(self, event: Event) -> None:
+        if event.kind not in LIVE_KINDS:
+            return
+        with self._lock:
+            if event.id > self._newest:
+                self._newest = event.id
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(1.0 if self._sent < self._newest else None)  # a failed publish is tried again
+            self._wake.clear()
+            with self._lock:
+                newest = self._newest
+            if newest > self._sent:
+                try:
+                    self._redis.publish(self.channel, f"{self.origin}:{newest}")
+                    self._sent = newest
+                except Exception:  # noqa: BLE001 - tried again in a second
+                    log.exception("could not tell the serving processes of event %s", newest)
+            if self._stop.is_set():
+                return
