@@ -66,7 +66,7 @@ bench: $(TEST_STAMP)
 bench-search: $(TEST_STAMP)
 	$(BIN)/python bench/search.py
 
-# 1,000 members on PostgreSQL + Redis + two serve processes + a worker for 5 minutes (about 7 minutes
+# 1,000 members on PostgreSQL + Redis + two serve processes + a worker for 5 minutes (about 6 minutes
 # in all, so not part of `make bench`). Smaller: make load LOAD_ARGS="--members 100 --duration 20"
 LOAD_ARGS ?=
 load: $(TEST_STAMP)
