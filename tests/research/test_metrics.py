@@ -254,3 +254,22 @@ def test_reading_events_while_the_app_writes_keeps_the_database_whole(story, tmp
         writer.join()
     with dbmod.transaction(write=False) as s:
         assert s.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+
+
+def test_days_are_counted_down_never_rounded_up(world):
+    """A post 3 days and 20 hours after randomisation is on day 3, and the days enrolled are the whole
+    days so far plus the first, whatever the time of day the figures are asked for."""
+    import datetime as dt
+
+    from peerlift.db import utcnow
+
+    w = world
+    with dbmod.transaction() as s:
+        enrol(s, w.study, w.alice, w.arm_a, w.circle)
+        post(s, w.alice, w.circle, "Late evening walk", at(3, 20))
+    with dbmod.transaction(write=False) as s:
+        m = study_metrics(s, s.get(Study, w.study.id))
+    alice = m.participant(w.alice.id)
+    assert alice["days_to_first_post"] == 3
+    assert alice["days_enrolled"] == (m.now - at(0)) // dt.timedelta(days=1) + 1
+    assert m.now <= utcnow()

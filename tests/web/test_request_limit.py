@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from peerlift import db as dbmod
 from peerlift.app import REQUESTS_AT_ONCE, RequestLimit, create_app
@@ -12,7 +13,10 @@ def run_concurrently(limited: RequestLimit, paths: list[str]) -> None:
     async def main() -> None:
         await asyncio.gather(*(limited({"type": "http", "path": path}, None, None) for path in paths))
 
-    asyncio.run(main())
+    # A loop of its own in a thread of its own: a browser test earlier in this process may have left
+    # Playwright's loop running in the main thread.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result()
 
 
 def test_requests_beyond_the_limit_wait_their_turn_and_all_are_served():

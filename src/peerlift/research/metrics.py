@@ -230,8 +230,8 @@ CREATE TEMP TABLE p AS
   SELECT user_id, arm_id, space_id, start_at, least(coalesce(end_at, $now), $now) AS stop_at FROM people;
 CREATE TEMP TABLE ev AS
   SELECT p.user_id, p.arm_id, e.kind, e.at, e.post_id,
-         CAST((epoch(e.at) - epoch(p.start_at)) // 86400 AS BIGINT) AS day,
-         CAST(epoch(e.at) // 86400 AS BIGINT) AS calendar_day
+         CAST(floor((epoch(e.at) - epoch(p.start_at)) / 86400) AS BIGINT) AS day,
+         CAST(floor(epoch(e.at) / 86400) AS BIGINT) AS calendar_day
   FROM events e JOIN p ON e.actor_id = p.user_id
   WHERE e.at >= p.start_at AND e.at <= p.stop_at AND e.kind NOT IN $not_activity;
 """
@@ -274,7 +274,7 @@ WITH per AS (
   GROUP BY p.user_id
 )
 SELECT p.user_id, p.arm_id, p.space_id AS circle_id, p.start_at,
-  greatest(CAST((epoch(p.stop_at) - epoch(p.start_at)) // 86400 AS BIGINT) + 1, 0) AS days_enrolled,
+  greatest(CAST(floor((epoch(p.stop_at) - epoch(p.start_at)) / 86400) AS BIGINT) + 1, 0) AS days_enrolled,
   coalesce(per.posts, 0) AS posts, coalesce(per.comments, 0) AS comments,
   coalesce(per.reactions, 0) AS reactions, coalesce(per.poll_votes, 0) AS poll_votes, coalesce(per.dms, 0) AS dms,
   coalesce(per.active_days, 0) AS active_days, per.days_to_first_post, per.last_active_week,

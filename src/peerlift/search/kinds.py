@@ -66,6 +66,11 @@ def _comment_links(session: Session, ids: list[int]) -> dict[int, str]:
 KINDS: dict[str, Kind] = {
     "post": Kind("post", Post, _posts, _post_links,
                  dependents=lambda ids: [("comment", select(Comment.id).where(Comment.post_id.in_(ids)))]),
-    "comment": Kind("comment", Comment, _comments, _comment_links),
+    "comment": Kind("comment", Comment, _comments, _comment_links,
+                    watched=("body", "visibility", "deleted_at", "post_id")),  # a comment's space is its post's
 }
 KIND_OF_MODEL = {kind.model: kind for kind in KINDS.values()}
+
+
+for _kind in KINDS.values():  # a watched name that is not a column of the model would fail at flush time
+    assert all(hasattr(_kind.model, column) for column in _kind.watched), _kind.name
