@@ -255,9 +255,16 @@ class Receiver:
             self._frame(block, now)
 
     def _frame(self, block: bytes, now: float) -> None:
+        parsed = self._parse(block)
+        if parsed is not None:
+            self._event(*parsed, now)
+
+    def _parse(self, block: bytes) -> tuple[bytes, bytes] | None:
+        """A frame's event name and data, with the counts every receiver keeps (keep-alives, frames, ids
+        out of order); None for a keep-alive or a frame without data or id (e.g. the 'retry:' frame)."""
         if block.startswith(b":"):
             self.keepalives += 1
-            return
+            return None
         event = b"message"
         data = b""
         event_id = None
@@ -274,13 +281,16 @@ class Receiver:
             elif name == b"retry" and value.isdigit():
                 self.retry_ms = int(value)
         if not data and event_id is None:
-            return  # e.g. the 'retry:' frame
+            return None
         self.frames += 1
         if event_id is not None:
             if self.last_id is not None and event_id <= self.last_id:
                 self.out_of_order += 1
             else:
                 self.last_id = event_id
+        return event, data
+
+    def _event(self, event: bytes, data: bytes, now: float) -> None:
         if event == b"post.created":
             post_id = json.loads(data)["post_id"]
             if post_id in self.arrivals:

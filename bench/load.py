@@ -230,31 +230,7 @@ class MemberStream(Receiver):
         self.foreign = 0
         self.prompts = 0
 
-    def _frame(self, block: bytes, now: float) -> None:
-        if block.startswith(b":"):
-            self.keepalives += 1
-            return
-        event, data, event_id = b"message", b"", None
-        for line in block.split(b"\n"):
-            name, _, value = line.partition(b":")
-            if value.startswith(b" "):
-                value = value[1:]
-            if name == b"id":
-                event_id = int(value) if value.isdigit() else None
-            elif name == b"event":
-                event = value
-            elif name == b"data":
-                data = value if not data else data + b"\n" + value
-            elif name == b"retry" and value.isdigit():
-                self.retry_ms = int(value)
-        if not data and event_id is None:
-            return
-        self.frames += 1
-        if event_id is not None:
-            if self.last_id is not None and event_id <= self.last_id:
-                self.out_of_order += 1
-            else:
-                self.last_id = event_id
+    def _event(self, event: bytes, data: bytes, now: float) -> None:
         if event == b"resync":
             self.resyncs += 1
             return

@@ -34,6 +34,8 @@ router = APIRouter(prefix="/api/v1", tags=["delivery"])
 
 class EventStreamResponse(StreamingResponse):
     media_type = "text/event-stream"
+
+
 REPLAY_LIMIT = 1000
 
 

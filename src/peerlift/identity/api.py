@@ -210,6 +210,7 @@ def two_factor_reset(user_id: int, request: Request, db: DB, user: CurrentUser) 
     return Response(status_code=204)
 # --- the audit trail ----------------------------------------------------------------------------------
 
+
 class AuditEntryOut(BaseModel):
     id: int
     at: dt.datetime

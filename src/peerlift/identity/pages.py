@@ -338,6 +338,7 @@ def admin_two_factor_reset(request: Request, db: DB, user: CurrentUser,
     return page(request, "admin_two_factor.html", {"email": "", "done": name})
 # --- the audit trail (admins) and a person's access log ------------------------------------------------
 
+
 AUDIT_FILTERS = ("actor", "action", "object_type", "object_id", "subject", "since", "until", "ip")
 Filter = Annotated[str, Query(max_length=254)]
 

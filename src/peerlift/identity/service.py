@@ -399,7 +399,6 @@ def find_invitation(session: Session, token: str, *, for_update: bool = False) -
     return invitation
 
 
-
 # --- password reset --------------------------------------------------------------------------
 
 RESET_VALID = dt.timedelta(hours=1)

@@ -161,7 +161,6 @@ class Item(_Strict):
             raise ValueError("personal engagement feedback goes to each_member")
         return self
 
-
     def span(self, duration: int) -> tuple[int, int]:
         """The first and last programme day the item can fall on."""
         if self.day is not None:

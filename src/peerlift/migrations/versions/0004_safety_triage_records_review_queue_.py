@@ -154,7 +154,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('premoderated', sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('space', schema=None) as batch_op:
         batch_op.drop_column('premoderated')

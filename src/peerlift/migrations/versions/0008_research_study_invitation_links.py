@@ -36,7 +36,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_study_invitation_study_id'), ['study_id'], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('study_invitation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_study_invitation_study_id'))

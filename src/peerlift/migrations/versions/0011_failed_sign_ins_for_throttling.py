@@ -28,7 +28,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_login_failure_ip_address_at', ['ip_address', 'at'], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('login_failure', schema=None) as batch_op:
         batch_op.drop_index('ix_login_failure_ip_address_at')

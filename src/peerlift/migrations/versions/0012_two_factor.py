@@ -55,7 +55,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('two_factor_enabled_at', peerlift.db.UTCDateTime(timezone=True), nullable=True))
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('user_account', schema=None) as batch_op:
         batch_op.drop_column('two_factor_enabled_at')
