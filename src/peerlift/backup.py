@@ -68,7 +68,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from peerlift import __version__
-from peerlift.db import Base, UTCDateTime, get_engine, make_session, utcnow
+from peerlift.db import Base, UTCDateTime, get_engine, transaction, utcnow
 from peerlift.errors import Conflict, InvalidInput, NotFound
 
 FORMAT = "peerlift-backup"
@@ -529,8 +529,7 @@ def _load(engine: Engine, migrate_url: str | None, archive: Archive, all_tables:
 
     dialect = engine.dialect.name
     entries = {e["name"]: e for e in archive.manifest["tables"]}
-    session = make_session(engine, write=True)
-    try:
+    with transaction(engine) as session:
         if migrate_url is not None:
             from alembic import command
 
@@ -544,9 +543,10 @@ def _load(engine: Engine, migrate_url: str | None, archive: Archive, all_tables:
         if replace:
             for table in reversed(all_tables):
                 session.execute(delete(table))
+        all_rows = _total_rows(archive)
         for table in all_tables:
             entry = entries[table.name]
-            advance = track("restore", table.name, entry["rows"], _total_rows(archive))
+            advance = track("restore", table.name, entry["rows"], all_rows)
             _load_table(session, dialect, table, entry, archive.lines(entry), advance)
         if dialect == "postgresql":
             _move_sequences(session, all_tables)
@@ -554,12 +554,6 @@ def _load(engine: Engine, migrate_url: str | None, archive: Archive, all_tables:
         audit(session, None, "backup.restored", detail=(
             f"Restored from a backup made {m['created_at']} on {m['dialect']} by peerlift {m['peerlift_version']} "
             f"(schema {m['schema_revision']}, {sum(e['rows'] for e in m['tables'])} rows)"))
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def _load_table(session: Session, dialect: str, table: Table, entry: dict, lines: Iterator[bytes],

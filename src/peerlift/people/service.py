@@ -118,17 +118,8 @@ def save_profile(session: Session, user: User, *, conditions: Sequence[dict], tr
         session.add(profile)
     for name, value in values.items():
         setattr(profile, name, value)
-    if suggest_me is not None:
-        profile.suggest_me = suggest_me
-    if hidden is not None:
-        profile.hidden = hidden
     profile.updated_at = utcnow()
-    session.flush()
-    reindex(session, profile)
-    publish(session, "health_profile.saved", Audience(user_id=user.id), actor_id=user.id,
-            object_type="health_profile", object_id=user.id,
-            data={"suggest_me": profile.suggest_me, "hidden": profile.hidden})
-    return profile
+    return _saved(session, user, profile, suggest_me, hidden)
 
 
 def set_suggestions(session: Session, user: User, *, suggest_me: bool | None = None,
@@ -138,6 +129,12 @@ def set_suggestions(session: Session, user: User, *, suggest_me: bool | None = N
     if profile is None:
         return save_profile(session, user, conditions=[], treatments=[], goals=[], age_band=None, visibility={},
                             suggest_me=suggest_me, hidden=hidden)
+    return _saved(session, user, profile, suggest_me, hidden)
+
+
+def _saved(session: Session, user: User, profile: HealthProfile, suggest_me: bool | None,
+           hidden: bool | None) -> HealthProfile:
+    """The suggestion switches applied, the match index brought up to date, the change published."""
     if suggest_me is not None:
         profile.suggest_me = suggest_me
     if hidden is not None:
