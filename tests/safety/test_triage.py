@@ -113,15 +113,16 @@ def test_the_fast_path_and_the_full_path_agree(lexicon):
 
 
 def test_the_learned_model_scores_as_scikit_learn_does():
-    """model.json is scored by plain Python; it must give scikit-learn's probabilities."""
-    from peerlift.safety.model import LinearModel, _export, _pipeline
+    """model.json is scored by plain Python; it must give scikit-learn's blended probabilities."""
+    from peerlift.safety.model import LinearModel, _Blend, _export
 
     cases = YAML(typ="safe").load((DATA / "triage_eval.yaml").read_text())[::2]
     texts = [c["text"] for c in cases]
-    pipeline = _pipeline(10.0).fit(texts, [c["level"] in ("red", "crisis") for c in cases])
-    model = LinearModel(_export(pipeline, 0.5, {}))
+    fitted = _Blend(10.0).fit(texts, [c["level"] in ("red", "crisis") for c in cases])
+    model = LinearModel(_export(fitted, 0.5, {}))
+    assert 0 < model.blend < 1
     probe = texts + ["naïve   café 😂 I want to DIE", ""]
-    for text, expected in zip(probe, pipeline.predict_proba(probe)[:, 1]):
+    for text, expected in zip(probe, fitted.predict_proba(probe)[:, 1]):
         assert abs(model.opinion(text).probability - expected) < 1e-5, text
 
 

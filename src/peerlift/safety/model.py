@@ -1,10 +1,12 @@
-"""A learned second opinion for triage: a linear model over word and character n-grams.
+"""A learned second opinion for triage: two linear models over word and character n-grams.
 
 The rules catch what they name; people in danger often say it in words no rule names ("I keep
 stepping closer to the edge of the platform"). This model, trained on the project's labelled
 sentences, raises such writing to ``red`` (never to ``crisis``: only a rule holds a post) so that a
-clinician looks today. It is data, like the lexicon: ``model.json`` holds each n-gram's idf weight
-and coefficient, and scoring needs nothing but this module. ``peerlift safety train`` (with
+clinician looks today. The score is the mean of a logistic regression's probability and a complement
+naive Bayes model's, over the same TF-IDF features: the two err on different sentences, and their blend
+generalised better to writing neither had seen. It is data, like the lexicon: ``model.json`` holds each
+n-gram's idf weight and its two coefficients, and scoring needs nothing but this module. ``peerlift safety train`` (with
 scikit-learn installed) builds a new one from labelled files; an installation can ship its own.
 
 The reason a reviewer sees names the n-grams that pushed the score up most.
@@ -27,6 +29,8 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")
 _SPACES = re.compile(r"\s\s+")
 WORD_NGRAMS = (1, 2)
 CHAR_NGRAMS = (3, 5)
+NB_ALPHA = 0.3
+BLEND = 0.5  # weight of the logistic regression in the score
 
 
 def _word_terms(text: str) -> list[str]:
@@ -56,12 +60,20 @@ class Opinion:
     terms: tuple[str, ...]  # the n-grams that raised the score most
 
 
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z > -50 else 0.0
+
+
 class LinearModel:
+    """Scores ``model.json``: per n-gram ``[idf, logistic coefficient]`` or, for a blended model,
+    ``[idf, logistic coefficient, naive Bayes coefficient]`` with the weight ``blend`` of the logistic part."""
+
     def __init__(self, data: dict) -> None:
         self.threshold: float = float(data["threshold"])
         self.intercept: float = float(data["intercept"])
-        self.words: dict[str, tuple[float, float]] = {k: tuple(v) for k, v in data["words"].items()}
-        self.chars: dict[str, tuple[float, float]] = {k: tuple(v) for k, v in data["chars"].items()}
+        self.blend: float = float(data.get("blend", 1.0))
+        self.words: dict[str, tuple[float, ...]] = {k: tuple(v) for k, v in data["words"].items()}
+        self.chars: dict[str, tuple[float, ...]] = {k: tuple(v) for k, v in data["chars"].items()}
         self.about: dict = data.get("about", {})
 
     @classmethod
@@ -69,22 +81,25 @@ class LinearModel:
         return cls(json.loads(Path(path).read_text(encoding="utf-8")))
 
     @staticmethod
-    def _block(terms: list[str], vocab: dict[str, tuple[float, float]]) -> tuple[float, list[tuple[float, str]]]:
-        """One TF-IDF block (sublinear tf, l2-normalised) dotted with its coefficients."""
+    def _block(terms: list[str], vocab: dict[str, tuple[float, ...]]) -> tuple[float, float, list[tuple[float, str]]]:
+        """One TF-IDF block (sublinear tf, l2-normalised) dotted with each model's coefficients:
+        (logistic sum, naive Bayes sum, each term's logistic contribution)."""
         counts = Counter(t for t in terms if t in vocab)
         if not counts:
-            return 0.0, []
+            return 0.0, 0.0, []
         weights = {t: (1.0 + math.log(c)) * vocab[t][0] for t, c in counts.items()}
         norm = math.sqrt(sum(w * w for w in weights.values()))
         contributions = [(w / norm * vocab[t][1], t) for t, w in weights.items()]
-        return sum(c for c, _ in contributions), contributions
+        bayes = sum(w / norm * vocab[t][2] for t, w in weights.items() if len(vocab[t]) > 2)
+        return sum(c for c, _ in contributions), bayes, contributions
 
     def opinion(self, text: str) -> Opinion:
         lowered = text.lower()
-        word_score, word_parts = self._block(_word_terms(lowered), self.words)
-        char_score, _ = self._block(_char_terms(lowered), self.chars)
-        z = self.intercept + word_score + char_score
-        probability = 1.0 / (1.0 + math.exp(-z)) if z > -50 else 0.0
+        word_score, word_bayes, word_parts = self._block(_word_terms(lowered), self.words)
+        char_score, char_bayes, _ = self._block(_char_terms(lowered), self.chars)
+        probability = _sigmoid(self.intercept + word_score + char_score)
+        if self.blend < 1.0:
+            probability = self.blend * probability + (1.0 - self.blend) * _sigmoid(word_bayes + char_bayes)
         top = tuple(t for c, t in sorted(word_parts, reverse=True)[:4] if c > 0)
         return Opinion(probability, top)
 
@@ -96,34 +111,50 @@ def cached(path: str) -> LinearModel:
 
 # --- training (needs scikit-learn) ------------------------------------------------------------------
 
-def _pipeline(c: float):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline, make_union
+class _Blend:
+    """TF-IDF word and character n-grams; the mean (``blend`` weighted) of a logistic regression and a
+    complement naive Bayes model fitted on them."""
 
-    features = make_union(
-        TfidfVectorizer(ngram_range=WORD_NGRAMS, sublinear_tf=True, lowercase=True),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, sublinear_tf=True, lowercase=True),
-    )
-    return make_pipeline(features, LogisticRegression(C=c, max_iter=5000, class_weight="balanced"))
+    def __init__(self, c: float, *, alpha: float = NB_ALPHA, blend: float = BLEND) -> None:
+        self.c, self.alpha, self.blend = c, alpha, blend
+
+    def fit(self, texts: Sequence[str], labels: Sequence[bool]) -> _Blend:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.naive_bayes import ComplementNB
+        from sklearn.pipeline import make_union
+
+        self.features = make_union(
+            TfidfVectorizer(ngram_range=WORD_NGRAMS, sublinear_tf=True, lowercase=True),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, sublinear_tf=True, lowercase=True),
+        )
+        x = self.features.fit_transform(texts)
+        self.logistic = LogisticRegression(C=self.c, max_iter=5000, class_weight="balanced").fit(x, labels)
+        self.bayes = ComplementNB(alpha=self.alpha).fit(x, labels)
+        return self
+
+    def predict_proba(self, texts: Sequence[str]):
+        x = self.features.transform(texts)
+        return self.blend * self.logistic.predict_proba(x) + (1 - self.blend) * self.bayes.predict_proba(x)
 
 
-def _export(pipeline, threshold: float, about: dict) -> dict:
-    union, logistic = pipeline.steps[0][1], pipeline.steps[1][1]
-    word_vec, char_vec = (step[1] for step in union.transformer_list)
-    coef = logistic.coef_[0]
+def _export(model: _Blend, threshold: float, about: dict) -> dict:
+    word_vec, char_vec = (step[1] for step in model.features.transformer_list)
+    coef = model.logistic.coef_[0]
+    # complement naive Bayes, two classes: P(risk) = sigmoid(x . (log p(t|risk) - log p(t|not risk)))
+    bayes = model.bayes.feature_log_prob_[1] - model.bayes.feature_log_prob_[0]
     words_n = len(word_vec.vocabulary_)
 
     def block(vec, offset: int) -> dict[str, list[float]]:
         out = {}
         for term, index in vec.vocabulary_.items():
-            weight = float(coef[offset + index])
-            if weight != 0.0:
-                out[term] = [round(float(vec.idf_[index]), 6), round(weight, 6)]
+            weight, nb = float(coef[offset + index]), float(bayes[offset + index])
+            if weight != 0.0 or nb != 0.0:
+                out[term] = [round(float(vec.idf_[index]), 6), round(weight, 6), round(nb, 6)]
         return out
 
-    return {"threshold": threshold, "intercept": float(logistic.intercept_[0]), "about": about,
-            "words": block(word_vec, 0), "chars": block(char_vec, words_n)}
+    return {"threshold": threshold, "intercept": float(model.logistic.intercept_[0]), "blend": model.blend,
+            "about": about, "words": block(word_vec, 0), "chars": block(char_vec, words_n)}
 
 
 def train(cases: Sequence[dict], *, rules_level, c: float = 10.0, max_false_alarm: float = 0.04,
@@ -143,9 +174,9 @@ def train(cases: Sequence[dict], *, rules_level, c: float = 10.0, max_false_alar
     for fold in range(folds):
         test = set(order[fold::folds])
         train_idx = [i for i in order if i not in test]
-        pipeline = _pipeline(c).fit([texts[i] for i in train_idx], [labels[i] for i in train_idx])
+        fitted = _Blend(c).fit([texts[i] for i in train_idx], [labels[i] for i in train_idx])
         held = sorted(test)
-        for i, p in zip(held, pipeline.predict_proba([texts[i] for i in held])[:, 1]):
+        for i, p in zip(held, fitted.predict_proba([texts[i] for i in held])[:, 1]):
             scores[i] = float(p)
     best = None
     for step in range(30, 96):
@@ -161,5 +192,4 @@ def train(cases: Sequence[dict], *, rules_level, c: float = 10.0, max_false_alar
     figures = {"cases": len(cases), "folds": folds, "threshold": threshold,
                "cv_red_crisis_recall_with_rules": recall, "cv_green_raised_with_rules": false_alarm,
                "rules_alone_recall": sum(r and y for r, y in zip(by_rules, labels)) / max(sum(labels), 1)}
-    pipeline = _pipeline(c).fit(texts, labels)
-    return _export(pipeline, threshold, {"trained_on": len(cases), "c": c, **figures}), figures
+    return _export(_Blend(c).fit(texts, labels), threshold, {"trained_on": len(cases), "c": c, "nb_alpha": NB_ALPHA, **figures}), figures
