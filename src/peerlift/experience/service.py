@@ -249,6 +249,9 @@ def set_helpful(session: Session, access: CircleAccess, target_type: str, target
         raise InvalidInput(f"Helpful votes go to one of: {', '.join(HELPFUL_TARGETS)}.", field="target_type")
     if target.author_id == access.user.id:
         raise InvalidInput("You cannot mark your own writing as helpful.", field=_field(target_type))
+    if target.visibility != "visible":
+        raise InvalidInput("Only writing the whole community can read can be marked helpful.",
+                           field=_field(target_type))
     existing = session.scalar(select(HelpfulVote.id).where(
         HelpfulVote.user_id == access.user.id, HelpfulVote.target_type == target_type,
         HelpfulVote.target_id == target.id))
