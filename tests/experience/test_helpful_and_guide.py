@@ -142,3 +142,12 @@ def test_deleted_or_removed_writing_leaves_the_guide(setup):
     alice.delete(f"/api/v1/experience-reports/{mine['id']}")
     alice.delete(f"/api/v1/posts/{post_id}")
     assert alice.get(url).json() == []
+
+
+def test_held_writing_cannot_be_marked_helpful(setup):
+    community_id, coach, alice, _bob, _post_id, _answer_id = setup
+    held = alice.post(f"/api/v1/communities/{community_id}/posts",
+                      json={"body": "I want to kill myself tonight."}).json()
+    assert held["visibility"] == "held"
+    assert_error(coach.put(f"/api/v1/posts/{held['id']}/helpful"), 422, field="post_id")
+    assert count_rows(HelpfulVote) == 0

@@ -10,7 +10,7 @@ from peerlift.experience.models import ExperienceReport
 from peerlift.db import transaction
 from peerlift.safety.models import Escalation, ReviewItem
 from sqlalchemy import select
-from tests.conftest import assert_error, count_rows
+from tests.conftest import assert_error, count_rows, form_token
 from tests.experience.helpers import community, join, report
 
 
@@ -185,3 +185,23 @@ def test_a_deleted_report_leaves_the_counts(setup):
     alice.delete(f"/api/v1/experience-reports/{first['id']}")
     got = bob.get(f"/api/v1/communities/{community_id}/experience-aggregates").json()
     assert [a["reports"] for a in got] == [1]
+
+
+def test_the_form_shows_the_error_keeps_what_was_typed_and_writes_nothing(setup, world, client_for):
+    community_id, _coach, alice, _bob = setup
+    form = alice.get(f"/communities/{community_id}/experiences/new")
+    assert form.status_code == 200 and 'list="medicines"' in form.text
+    refused = alice.post(f"/communities/{community_id}/experiences/new", data={
+        "csrf_token": form_token(form.text), "treatment": "Walking", "duration_value": "3",
+        "duration_unit": "ongoing", "side_effects": "sore knees", "would_recommend": "yes"})
+    assert refused.status_code == 422
+    assert "An ongoing treatment has no number" in refused.text and 'value="sore knees"' in refused.text
+    assert count_rows(ExperienceReport) == 0
+    done = alice.post(f"/communities/{community_id}/experiences/new", data={
+        "csrf_token": form_token(form.text), "treatment": "Walking", "duration_value": "",
+        "duration_unit": "ongoing", "side_effects": "sore knees, Sore knees; blisters", "would_recommend": "yes"},
+        follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"].endswith("/experiences/treatment?key=walking")
+    page = alice.get(done.headers["location"])
+    assert "1 report; most-mentioned side effect: blisters (1)" in page.text
+    assert "sore knees, blisters" in page.text
