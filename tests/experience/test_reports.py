@@ -205,3 +205,19 @@ def test_the_form_shows_the_error_keeps_what_was_typed_and_writes_nothing(setup,
     page = alice.get(done.headers["location"])
     assert "1 report; most-mentioned side effect: blisters (1)" in page.text
     assert "sore knees, blisters" in page.text
+
+
+def test_a_flagged_report_is_reviewed_and_removed_like_a_post(setup):
+    community_id, coach, alice, bob = setup
+    mine = report(alice, community_id, what_helped="Buy my miracle pills at example.test.").json()
+    flagged = bob.post("/api/v1/flags", json={"object_type": "experience", "object_id": mine["id"],
+                                              "reason": "spam"})
+    assert flagged.status_code == 201, flagged.text
+    [item] = coach.get(f"/api/v1/circles/{community_id}/review").json()
+    assert item["object_type"] == "experience" and "miracle pills" in item["body"]
+    removed = coach.post(f"/api/v1/review/{item['id']}/actions", json={"action": "remove", "reason": "Advertising."})
+    assert removed.status_code == 201, removed.text
+    assert_error(bob.get(f"/api/v1/experience-reports/{mine['id']}"), 404)
+    assert alice.get(f"/api/v1/experience-reports/{mine['id']}").json()["visibility"] == "removed"
+    assert bob.get(f"/api/v1/communities/{community_id}/experience-aggregates").json() == []
+    assert bob.get("/api/v1/search", params={"q": "miracle pills"}).json()["results"] == []

@@ -658,8 +658,11 @@ def flag_reason_choices() -> list[tuple[str, str]]:
 def locate(session: Session, user: User, object_type: str, object_id: int) -> tuple[int, str]:
     """The circle whose queue gets a flag on writing ``user`` can see, and the page it is on
     (404 for anything they cannot see)."""
-    from peerlift.policy import comment_access, conversation_access, post_access
+    from peerlift.policy import comment_access, conversation_access, post_access, report_access
 
+    if object_type == "experience":
+        access, _report = report_access(session, user, object_id)
+        return access.space.id, f"/experiences/{object_id}"
     if object_type == "post":
         access, post = post_access(session, user, object_id)
         return access.space.id, f"/posts/{post.id}"
