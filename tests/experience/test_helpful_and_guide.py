@@ -151,3 +151,17 @@ def test_held_writing_cannot_be_marked_helpful(setup):
     assert held["visibility"] == "held"
     assert_error(coach.put(f"/api/v1/posts/{held['id']}/helpful"), 422, field="post_id")
     assert count_rows(HelpfulVote) == 0
+
+
+def test_the_post_page_shows_the_posts_count_and_a_button_to_others_only(setup):
+    community_id, coach, alice, bob, post_id, _answer_id = setup
+    page = bob.get(f"/posts/{post_id}").text
+    assert f'action="/posts/{post_id}/helpful"' in page and f'name="next" value="/posts/{post_id}"' in page
+    done = bob.post(f"/posts/{post_id}/helpful", data={"csrf_token": form_token(page), "on": "true",
+                                                       "next": f"/posts/{post_id}"}, follow_redirects=False)
+    assert done.status_code == 303
+    mine = alice.get(f"/posts/{post_id}").text
+    assert f'action="/posts/{post_id}/helpful"' not in mine and "1 found this helpful" in mine
+    # the facilitator sees "Add to guide" under the post and the answer; members do not
+    assert mine.count('action="/communities/') == 0
+    assert coach.get(f"/posts/{post_id}").text.count(f'action="/communities/{community_id}/guide"') == 2
