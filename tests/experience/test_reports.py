@@ -221,3 +221,22 @@ def test_a_flagged_report_is_reviewed_and_removed_like_a_post(setup):
     assert alice.get(f"/api/v1/experience-reports/{mine['id']}").json()["visibility"] == "removed"
     assert bob.get(f"/api/v1/communities/{community_id}/experience-aggregates").json() == []
     assert bob.get("/api/v1/search", params={"q": "miracle pills"}).json()["results"] == []
+
+
+def test_spelling_variants_and_everyday_words_on_the_shipped_list_count_together(setup):
+    community_id, coach, alice, bob = setup
+    report(alice, community_id, side_effects=["Feeling sick", "diarrhea"])
+    report(bob, community_id, side_effects=["nausea", "Diarrhoea", "nauseous"])  # nausea twice: counted once
+    report(coach, community_id, side_effects=["upset stomach"])  # not on the list: its own term
+    [metformin] = alice.get(f"/api/v1/communities/{community_id}/experience-aggregates").json()
+    assert [(s["term"], s["reports"]) for s in metformin["side_effects"]] == [
+        ("diarrhoea", 2), ("nausea", 2), ("upset stomach", 1)]
+    assert metformin["summary"] == "3 reports; most-mentioned side effect: diarrhoea (2)"
+
+
+def test_the_synonym_list_only_maps_onto_terms_and_never_onto_itself():
+    from peerlift.experience.service import side_effect_synonyms
+
+    synonyms = side_effect_synonyms()
+    assert synonyms["feeling sick"] == "nausea"
+    assert not set(synonyms) & set(synonyms.values())  # no chains: a counted term is never remapped

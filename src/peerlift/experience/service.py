@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
+from ruamel.yaml import YAML
 from sqlalchemy.orm import Session
 
 from peerlift.community.models import Comment, Post, SpaceKind
@@ -94,9 +97,18 @@ def check_duration(value: int | str | None, unit: str | None) -> tuple[int | Non
     return number, unit, number * DAYS_PER_UNIT[unit]
 
 
+@cache
+def side_effect_synonyms() -> dict[str, str]:
+    """The shipped list of side effects counted together (``side_effects.yaml``)."""
+    loaded = YAML(typ="safe").load((Path(__file__).parent / "side_effects.yaml").read_text()) or {}
+    return {" ".join(str(k).casefold().split()): " ".join(str(v).casefold().split()) for k, v in loaded.items()}
+
+
 def normalise_side_effect(term: str) -> str:
-    """How side effects are counted: case-folded, spacing collapsed, trimmed."""
-    return " ".join(term.casefold().split()).strip(" .,;:!?-")
+    """How side effects are counted: case-folded, spacing collapsed, trimmed, and a spelling variant,
+    plural or everyday word on the shipped list counted under its term ("feeling sick" as "nausea")."""
+    folded = " ".join(term.casefold().split()).strip(" .,;:!?-")
+    return side_effect_synonyms().get(folded, folded)
 
 
 def check_side_effects(side_effects: Sequence[str] | str | None) -> list[str]:
