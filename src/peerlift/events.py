@@ -54,6 +54,7 @@ LIVE_KINDS = frozenset({
     "notification.created", "notifications.read",
     "post.released", "comment.released", "escalation.opened", "escalation.acknowledged", "escalation.resolved",
     "inbox.card_created", "inbox.card_updated",
+    "experience.created", "experience.edited", "experience.deleted", "experience.released",
 })
 
 

@@ -31,6 +31,7 @@ def all_models() -> None:
     import peerlift.people.models  # noqa: F401
     import peerlift.protocols.models  # noqa: F401
     import peerlift.events  # noqa: F401
+    import peerlift.experience.models  # noqa: F401
     import peerlift.identity.models  # noqa: F401
     import peerlift.research.models  # noqa: F401
     import peerlift.research.analytics_models  # noqa: F401

@@ -492,3 +492,40 @@ def connection_request_access(session: Session, user: User, connection_request_i
     if request is None or request.recipient_id != user.id:
         raise _not_found("connection request", "connection_request_id")
     return request
+
+
+def report_access(session: Session, user: User, report_id: int):
+    """An experience report, for the members of its community who may see it (the rule of posts):
+    ``(access, report)``; to anyone else it does not exist."""
+    from peerlift.experience.models import ExperienceReport
+
+    row = session.execute(
+        select(ExperienceReport, Space, Membership)
+        .join(Space, Space.id == ExperienceReport.space_id)
+        .join(Membership, (Membership.space_id == Space.id) & (Membership.user_id == user.id))
+        .where(ExperienceReport.id == report_id, ExperienceReport.deleted_at.is_(None),
+               Space.kind == SpaceKind.community, Space.archived_at.is_(None),
+               seen_by(ExperienceReport, user.id, Membership.role))
+    ).first()
+    if row is None:
+        raise _not_found("experience report", "report_id")
+    return CircleAccess(user=user, space=row[1], membership=row[2]), row[0]
+
+
+def may_curate(access: CircleAccess) -> bool:
+    """Who puts writing in a community's guide: its facilitators, and admins who are members."""
+    return access.is_facilitator or access.user.role == Role.admin
+
+
+def guide_entry_access(session: Session, user: User, guide_entry_id: int):
+    """An entry of a community's guide, for that community's members: ``(access, entry)``."""
+    from peerlift.experience.models import GuideEntry
+
+    entry = session.get(GuideEntry, guide_entry_id)
+    if entry is None:
+        raise _not_found("guide entry", "guide_entry_id")
+    try:
+        access = community_access(session, user, entry.space_id)
+    except NotFound:
+        raise _not_found("guide entry", "guide_entry_id") from None
+    return access, entry

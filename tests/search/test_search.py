@@ -234,7 +234,7 @@ def test_reindex_rebuilds_the_index(world, client_for):
     assert found(alice, "gardening") == []
     with dbmod.transaction() as s:
         counts = reindex(s.connection())
-    assert counts == {"post": 1, "comment": 0}
+    assert counts == {"post": 1, "comment": 0, "experience": 0}
     assert found(alice, "gardening") == [("post", post_id)]
     if dbmod.get_engine().dialect.name == "sqlite":
         with dbmod.transaction() as s:  # the full-text index agrees with its content table
@@ -253,5 +253,5 @@ def test_the_reindex_command(world, client_for):
         s.execute(text("DELETE FROM search_document"))
     result = CliRunner().invoke(app, ["search", "reindex"])
     assert result.exit_code == 0, result.output
-    assert "1 post, 1 comment." in result.output
+    assert "1 post, 1 comment, 0 experiences." in result.output
     assert set(found(bob, "knitting")) == {("post", post_id), ("comment", comment_id)}

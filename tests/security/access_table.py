@@ -105,6 +105,8 @@ ADMIN_ONLY = rule(ok={"admin"})                                           # the 
 COMMUNITY_PAGE = SIGNED                                                    # browse, see guidelines, join
 COMMUNITY = rule(ok={"alice", "coach"})                                   # its posts: members only
 CREATE_COMMUNITY = roles("coach", "other_coach", "admin")                 # facilitators and admins create
+REPORT_AUTHOR = rule(ok={"alice"}, forbidden={"coach"})                  # editing alice's experience report
+CURATE = rule(ok={"coach"}, forbidden={"alice"})                          # the community's guide: its facilitators
 # asking alice to connect: anyone signed in, except carol, in the other arm of alice's study (alice
 # asking herself is refused as bad input, which counts as ok)
 CONNECT_ALICE = rule(ok=SIGNED_IN - {"carol"})
@@ -159,6 +161,24 @@ TABLE: dict[str, dict[str, str]] = {
     "DELETE /api/v1/communities/{community_id}/membership": COMMUNITY,
     "GET /api/v1/communities/{community_id}/posts": COMMUNITY,
     "POST /api/v1/communities/{community_id}/posts": COMMUNITY,
+    # --- shared experience (API) ---
+    "GET /api/v1/communities/{community_id}/experience-reports": COMMUNITY,
+    "POST /api/v1/communities/{community_id}/experience-reports": COMMUNITY,
+    "GET /api/v1/communities/{community_id}/experience-aggregates": COMMUNITY,
+    "GET /api/v1/experience-aggregates": SIGNED,
+    "GET /api/v1/experience-reports/{report_id}": COMMUNITY,
+    "PATCH /api/v1/experience-reports/{report_id}": REPORT_AUTHOR,
+    "DELETE /api/v1/experience-reports/{report_id}": COMMUNITY,             # the author or a facilitator
+    "PUT /api/v1/experience-reports/{report_id}/helpful": COMMUNITY,        # alice's own: refused as input (422)
+    "DELETE /api/v1/experience-reports/{report_id}/helpful": COMMUNITY,
+    "PUT /api/v1/posts/{post_id}/helpful": CIRCLE,
+    "DELETE /api/v1/posts/{post_id}/helpful": CIRCLE,
+    "PUT /api/v1/comments/{comment_id}/helpful": CIRCLE,
+    "DELETE /api/v1/comments/{comment_id}/helpful": CIRCLE,
+    "GET /api/v1/communities/{community_id}/guide": COMMUNITY,
+    "POST /api/v1/communities/{community_id}/guide": CURATE,
+    "POST /api/v1/guide-entries/{guide_entry_id}/move": CURATE,
+    "DELETE /api/v1/guide-entries/{guide_entry_id}": CURATE,
     "POST /api/v1/circles": roles("coach", "other_coach", "admin"),
     "GET /api/v1/circles/{circle_id}": CIRCLE,
     "GET /api/v1/circles/{circle_id}/members": CIRCLE,
@@ -320,6 +340,22 @@ TABLE: dict[str, dict[str, str]] = {
     "GET /communities/{community_id}": COMMUNITY_PAGE,
     "POST /communities/{community_id}/join": COMMUNITY_PAGE,
     "POST /communities/{community_id}/leave": COMMUNITY,
+    # --- shared experience (pages) ---
+    "GET /communities/{community_id}/experiences": COMMUNITY,
+    "GET /communities/{community_id}/experiences/treatment": COMMUNITY,
+    "GET /communities/{community_id}/experiences/new": COMMUNITY,
+    "POST /communities/{community_id}/experiences/new": COMMUNITY,
+    "GET /experiences/{report_id}": COMMUNITY,
+    "GET /experiences/{report_id}/edit": REPORT_AUTHOR,
+    "POST /experiences/{report_id}/edit": REPORT_AUTHOR,
+    "POST /experiences/{report_id}/delete": COMMUNITY,
+    "POST /experiences/{report_id}/helpful": COMMUNITY,
+    "POST /posts/{post_id}/helpful": CIRCLE,
+    "POST /comments/{comment_id}/helpful": CIRCLE,
+    "GET /communities/{community_id}/guide": COMMUNITY,
+    "POST /communities/{community_id}/guide": CURATE,
+    "POST /guide-entries/{guide_entry_id}/move": CURATE,
+    "POST /guide-entries/{guide_entry_id}/delete": CURATE,
     "GET /circles/new": roles("coach", "other_coach", "admin"),
     "POST /circles/new": roles("coach", "other_coach", "admin"),
     "GET /circles/{circle_id}": CIRCLE,
@@ -465,6 +501,23 @@ def requests_for(o) -> dict[str, dict]:
         "POST /api/v1/communities/{community_id}/membership": {"json": {"pseudonym": "Steady Otter 17",
                                                                         "accept_guidelines": True}},
         "POST /api/v1/communities/{community_id}/posts": {"json": {"body": "Hello, everyone."}},
+        "POST /api/v1/communities/{community_id}/experience-reports": {"json": {
+            "treatment": "Nicotine patches", "duration_value": 8, "duration_unit": "weeks",
+            "side_effects": ["vivid dreams"], "would_recommend": "yes"}},
+        "PATCH /api/v1/experience-reports/{report_id}": {"json": {
+            "treatment": "A10BA02", "duration_unit": "ongoing", "side_effects": [], "would_recommend": "unsure"}},
+        "POST /api/v1/communities/{community_id}/guide": {"json": {"target_type": "experience",
+                                                                    "target_id": o.report_id}},
+        "POST /api/v1/guide-entries/{guide_entry_id}/move": {"json": {"direction": "up"}},
+        "GET /communities/{community_id}/experiences/treatment": {"params": {"key": "A10BA02"}},
+        "POST /communities/{community_id}/experiences/new": {"data": {
+            "treatment": "Nicotine patches", "duration_value": "8", "duration_unit": "weeks",
+            "side_effects": "vivid dreams", "would_recommend": "yes"}},
+        "POST /experiences/{report_id}/edit": {"data": {
+            "treatment": "A10BA02", "duration_unit": "ongoing", "would_recommend": "unsure"}},
+        "POST /communities/{community_id}/guide": {"data": {"target_type": "experience",
+                                                            "target_id": str(o.report_id)}},
+        "POST /guide-entries/{guide_entry_id}/move": {"data": {"direction": "up"}},
         "POST /api/v1/circles/{circle_id}/members": {"json": {"email": o.dora.email}},
         "PATCH /api/v1/circles/{circle_id}/members/{user_id}": {"json": {"role": "peer_supporter"}},
         "POST /api/v1/circles/{circle_id}/read": {"json": {"post_id": o.post_id}},

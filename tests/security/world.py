@@ -58,6 +58,8 @@ class Objects:
     connection_request_id: int       # dora asked alice to connect ("people like me"), still pending
     community_id: int = 0            # an open community: coach facilitates it, alice is a member
     community_post_id: int = 0       # alice's post in it
+    report_id: int = 0               # alice's experience report in it (metformin)
+    guide_entry_id: int = 0          # coach put alice's community post in its guide
     other_posts: dict = field(default_factory=dict)  # other_circle (arm B): carol's post, comment, poll
 
     @property
@@ -73,7 +75,7 @@ class Objects:
             "escalation_id": self.escalation_id, "instrument_key": "phq9", "key": "phq9", "measure_key": "weight",
             "request_id": self.request_id, "card_id": self.card_id, "study_id": w.study.id,
             "enrolment_id": self.enrolment_id, "slug": w.study.slug, "chart": "engagement",
-            "community_id": self.community_id,
+            "community_id": self.community_id, "report_id": self.report_id, "guide_entry_id": self.guide_entry_id,
             "connection_request_id": self.connection_request_id,
         }
 
@@ -170,6 +172,13 @@ def build_objects(s: Session) -> Objects:
                                           rules="Be kind.", allow_anonymous=True)
     community.join_community(s, w.alice, quitting, pseudonym="Calm Heron 42", accept_guidelines=True)
     community_post = community.create_post(s, circle_access(s, w.alice, quitting.id), "Day 3 without a cigarette.")
+    from peerlift.experience import service as experience
+
+    experience_report = experience.create_report(
+        s, circle_access(s, w.alice, quitting.id), treatment="A10BA02", duration_value=3, duration_unit="months",
+        side_effects=["nausea"], would_recommend="yes")
+    guide_entry = experience.add_to_guide(s, circle_access(s, w.coach, quitting.id), target_type="post",
+                                          target_id=community_post.id)
     # alice's health profile: conditions shared with her circles, the rest kept to herself; she is
     # suggested to people like her, and dora asked her to connect
     from peerlift.people import service as people
@@ -203,7 +212,8 @@ def build_objects(s: Session) -> Objects:
         review_item_id=flag.review_item_id, escalation_id=escalation_id, request_id=request.id, card_id=card.id,
         enrolment_id=enrolment.id, invitation_token=invitation_token, study_token=study_token,
         reset_token=reset_token, two_factor_secret=two_factor_row.secret, challenge_token=challenge_token,
-        community_id=quitting.id, community_post_id=community_post.id,
+        community_id=quitting.id, community_post_id=community_post.id, report_id=experience_report.id,
+        guide_entry_id=guide_entry.id,
         connection_request_id=connection_request.id,
         other_posts={"post_id": carol_post.id, "comment_id": carol_comment.id,
                      "poll_id": s.scalar(select(Poll.id).where(Poll.post_id == carol_poll.id))},

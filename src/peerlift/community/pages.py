@@ -289,9 +289,13 @@ def create_invitation(request: Request, circle_id: int, db: DB, user: CurrentUse
 
 def _post_page(request: Request, db, user, access, post, *, error: str | None = None,
                draft: str = "", status: int = 200):
+    from peerlift.experience.queries import post_extras
+
+    comments = queries.comments(db, access, post)
     return page(request, "post.html", {
         "circle": access.space, "access": access, "post": queries.post_view(db, access, post),
-        "comments": queries.comments(db, access, post), "error": error, "draft": draft,
+        "comments": comments, "error": error, "draft": draft,
+        "extras": post_extras(db, access, post.id, comments),
             }, status_code=status)
 
 
@@ -314,8 +318,12 @@ def post_card(request: Request, post_id: int, db: DB, user: CurrentUser, back: s
 @router.get("/posts/{post_id}/thread")
 def post_thread(request: Request, post_id: int, db: DB, user: CurrentUser):
     access, post = post_access(db, user, post_id)
+    from peerlift.experience.queries import post_extras
+
+    comments = queries.comments(db, access, post)
     return page(request, "fragments/thread.html", {"post": queries.post_view(db, access, post), "access": access,
-                                                   "comments": queries.comments(db, access, post), "nav": {}})
+                                                   "comments": comments, "nav": {},
+                                                   "extras": post_extras(db, access, post.id, comments)})
 
 
 @router.post("/posts/{post_id}/comments")

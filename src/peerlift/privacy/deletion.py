@@ -62,6 +62,7 @@ from peerlift.identity.models import (
     TwoFactorChallenge,
     User,
 )
+from peerlift.experience.models import ExperienceReport, HelpfulVote
 from peerlift.research.models import Arm, Consent, ConsentDocument, Enrolment, EnrolmentStatus, Study, StudyMember
 from peerlift.research import service as research
 from peerlift.settings import get_settings
@@ -130,7 +131,8 @@ def _spaces_touched(session: Session, user: User) -> set[int]:
         Reaction, Reaction.comment_id == Comment.id).where(Reaction.user_id == user.id)
     votes = select(Post.space_id).join(Poll, Poll.post_id == Post.id).join(PollVote, PollVote.poll_id == Poll.id) \
         .where(PollVote.user_id == user.id)
-    return set(session.scalars(union(posts, comments, post_reactions, comment_reactions, votes)))
+    reports = select(ExperienceReport.space_id).where(ExperienceReport.author_id == user.id)
+    return set(session.scalars(union(posts, comments, post_reactions, comment_reactions, votes, reports)))
 
 
 def _study_rules(session: Session, user: User) -> list[StudyRule]:
@@ -174,6 +176,8 @@ def plan(session: Session, user: User) -> DeletionPlan:
     counts = {
         "posts": count(Post, Post.author_id == user.id, Post.deleted_at.is_(None)),
         "comments": count(Comment, Comment.author_id == user.id, Comment.deleted_at.is_(None)),
+        "experience_reports": count(ExperienceReport, ExperienceReport.author_id == user.id,
+                                    ExperienceReport.deleted_at.is_(None)),
         "direct_messages": count(Message, Message.sender_id == user.id),
         "tracking_entries": count(Entry, Entry.user_id == user.id),
         "questionnaire_responses": count(QuestionnaireResponse, QuestionnaireResponse.user_id == user.id),
@@ -226,6 +230,7 @@ def delete_account(session: Session, actor: User, user: User, *, password: Any, 
 
     drop, _keep = _circle_rules(session, user, the_plan)
     removed.update(_writing(session, user, drop, protected, now))
+    removed.update(_experience(session, user, drop, protected, now))
     removed.update(_events(session, user, the_plan, drop))
     removed.update(_messages(session, user, the_plan, protected))
     removed.update(_person_records(session, user, the_plan, protected))
@@ -303,6 +308,35 @@ def _writing(session: Session, user: User, drop: list[int], protected: set, now)
     removed["poll_votes"] = session.execute(delete(PollVote).where(
         PollVote.user_id == user.id, PollVote.poll_id.in_(select(Poll.id).where(Poll.post_id.in_(in_drop))))
         .execution_options(synchronize_session=False)).rowcount
+    session.expire_all()
+    return removed
+
+
+def _experience(session: Session, user: User, drop: list[int], protected: set, now) -> Counter:
+    """Experience reports go as posts do (blanked and deleted where writing is deleted; one a crisis
+    escalation is about only leaves sight), and the person's helpful votes there go too. Guide entries
+    pointing at them drop out of the guide by themselves."""
+    removed: Counter[str] = Counter()
+    if not drop:
+        return removed
+    report_ids = list(session.scalars(select(ExperienceReport.id).where(
+        ExperienceReport.author_id == user.id, ExperienceReport.space_id.in_(drop))))
+    kept = [i for i in report_ids if ("experience", i) in protected]
+    blank = sorted(set(report_ids) - set(kept))
+    removed["experience_reports"] = len(report_ids)
+    session.execute(update(ExperienceReport).where(ExperienceReport.id.in_(blank or [0])).values(
+        what_helped="", side_effects=[], body="", body_html="", search_text="",
+        deleted_at=func.coalesce(ExperienceReport.deleted_at, now)).execution_options(synchronize_session=False))
+    session.execute(update(ExperienceReport).where(ExperienceReport.id.in_(kept or [0])).values(
+        deleted_at=func.coalesce(ExperienceReport.deleted_at, now)).execution_options(synchronize_session=False))
+    in_drop = {
+        "post": select(Post.id).where(Post.space_id.in_(drop)),
+        "comment": select(Comment.id).join(Post, Post.id == Comment.post_id).where(Post.space_id.in_(drop)),
+        "experience": select(ExperienceReport.id).where(ExperienceReport.space_id.in_(drop)),
+    }
+    removed["helpful_votes"] = sum(session.execute(delete(HelpfulVote).where(
+        HelpfulVote.user_id == user.id, HelpfulVote.target_type == target_type, HelpfulVote.target_id.in_(ids))
+        .execution_options(synchronize_session=False)).rowcount for target_type, ids in in_drop.items())
     session.expire_all()
     return removed
 

@@ -391,6 +391,32 @@ def _connection_requests(s: Session, u: User) -> list[dict]:
             for r in rows]
 
 
+REPORTS = ("id", "circle_id", "circle_name", "treatment_code", "treatment_name", "duration_value", "duration_unit",
+           "what_helped", "side_effects", "would_recommend", "body", "anonymous", "visibility", "removed_reason",
+           "created_at", "edited_at", "deleted_at")
+
+
+def _experience_reports(s: Session, u: User) -> list[dict]:
+    """Experience reports the person wrote, including deleted and held ones (side effects as JSON text in the CSV)."""
+    from peerlift.experience.models import ExperienceReport
+
+    rows = s.execute(select(ExperienceReport, Space.name).join(Space, Space.id == ExperienceReport.space_id)
+                     .where(ExperienceReport.author_id == u.id).order_by(ExperienceReport.id)).all()
+    return [_row(REPORTS, circle_id=r.space_id, circle_name=name,
+                 **{c: getattr(r, c) for c in REPORTS if c not in ("circle_id", "circle_name")})
+            for r, name in rows]
+
+
+HELPFUL = ("id", "target_type", "target_id", "created_at")
+
+
+def _helpful_votes(s: Session, u: User) -> list[dict]:
+    from peerlift.experience.models import HelpfulVote
+
+    return [_row(HELPFUL, id=v.id, target_type=v.target_type, target_id=v.target_id, created_at=v.created_at)
+            for v in s.scalars(select(HelpfulVote).where(HelpfulVote.user_id == u.id).order_by(HelpfulVote.id))]
+
+
 KINDS: tuple[Kind, ...] = (
     Kind("profile", "Your account: name, pronouns, bio, email address, time zone, role", PROFILE, _profile),
     Kind("memberships", "The circles you are in, and your role there", MEMBERSHIPS, _memberships),
@@ -419,6 +445,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("study_team", "Studies whose team you are on", STUDY_TEAM, _study_team),
     Kind("health_profile", "Your health profile and who may see each part", HEALTH_PROFILE, _health_profile),
     Kind("connection_requests", "Requests to connect you sent or received", CONNECTIONS, _connection_requests),
+    Kind("experience_reports", "Your experience reports, including deleted and held ones", REPORTS,
+         _experience_reports),
+    Kind("helpful_votes", "Posts, answers and reports you marked helpful", HELPFUL, _helpful_votes),
 )
 
 

@@ -47,7 +47,7 @@ class PersonalInformationOut(BaseModel):
 
 
 class FlagIn(_In):
-    object_type: Literal["post", "comment", "message"]
+    object_type: Literal["post", "comment", "message", "experience"]
     object_id: int
     reason: str = Field(description="crisis, harmful_advice, harassment, spam or privacy")
     note: str = Field("", max_length=1000)

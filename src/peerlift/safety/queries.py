@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from peerlift.community.models import Comment, Message, Post, Space, SpaceKind
+from peerlift.community.models import Space, SpaceKind
 from peerlift.identity.audit import Read
 from peerlift.identity.models import Role, User
 from peerlift.policy import AccessibleSpaceID
@@ -22,7 +22,7 @@ from peerlift.safety.models import (
     ReviewStatus,
     TriageRecord,
 )
-from peerlift.safety.service import rota
+from peerlift.safety.service import rota, text_of, writing_models
 
 
 @dataclass
@@ -55,7 +55,7 @@ def review_queue(session: Session, space_id: AccessibleSpaceID, *, status: str =
     community = session.scalar(select(Space.kind).where(Space.id == space_id)) == SpaceKind.community
     out = []
     for item in items:
-        target = {"post": Post, "comment": Comment, "message": Message}[item.object_type]
+        target = writing_models()[item.object_type]
         obj = session.get(target, item.object_id)
         record = session.scalar(select(TriageRecord).where(TriageRecord.object_type == item.object_type,
                                                            TriageRecord.object_id == item.object_id))
@@ -67,7 +67,7 @@ def review_queue(session: Session, space_id: AccessibleSpaceID, *, status: str =
             id=item.id, circle_id=item.space_id, object_type=item.object_type, object_id=item.object_id,
             post_id=obj.id if item.object_type == "post" else getattr(obj, "post_id", None),
             author_id=item.author_id, author_name=_name(author, community),
-            body=obj.body if obj is not None else "", source=item.source.value, level=item.level,
+            body=text_of(obj) if obj is not None else "", source=item.source.value, level=item.level,
             reasons=record.reasons if record else [], flags=flags, status=item.status.value,
             visibility=getattr(obj, "visibility", "visible"), opened_at=item.opened_at,
             handled_by=_name(handler, community) if handler else None, handled_at=item.handled_at,
@@ -117,9 +117,9 @@ class EscalationView:
 
 
 def _text_of(session: Session, object_type: str, object_id: int) -> str:
-    model = {"post": Post, "comment": Comment, "message": Message}.get(object_type)
+    model = writing_models().get(object_type)
     obj = session.get(model, object_id) if model else None
-    return obj.body if obj is not None else ""
+    return text_of(obj) if obj is not None else ""
 
 
 def _view(session: Session, e: Escalation, *, full: bool) -> EscalationView:

@@ -154,7 +154,7 @@ def check_personal_information(body: str, confirmed: bool) -> None:
 
 def screen(session: Session, access: CircleAccess, object_type: str, obj: Post | Comment) -> Screening:
     """Triage new writing in a circle, hold it when it must be reviewed, and escalate risk."""
-    result = triage(obj.body)
+    result = triage(text_of(obj))
     _record(session, object_type, obj.id, access.space.id, access.user.id, result)
     outcome = Screening(level=result.level, emergency=result.emergency)
     staff = access.membership.role in (CircleRole.facilitator, CircleRole.clinician)
@@ -241,7 +241,7 @@ def rescreen_edit(session: Session, access: CircleAccess, object_type: str, obj:
     never quietly lowers a hold."""
     before = session.scalar(select(TriageRecord.level).where(TriageRecord.object_type == object_type,
                                                              TriageRecord.object_id == obj.id)) or "green"
-    result = triage(obj.body)
+    result = triage(text_of(obj))
     if RANK[result.level] <= RANK[before]:
         _record(session, object_type, obj.id, access.space.id, access.user.id, result)
         return Screening(level=result.level, held=obj.visibility != Visibility.visible.value)
@@ -270,8 +270,20 @@ def _open_review(session: Session, space_id: int, object_type: str, object_id: i
     return item
 
 
+def writing_models() -> dict[str, type]:
+    """The kinds of writing that are screened, flagged and reviewed."""
+    from peerlift.experience.models import ExperienceReport
+
+    return {"post": Post, "comment": Comment, "message": Message, "experience": ExperienceReport}
+
+
+def text_of(obj) -> str:
+    """The text screened and shown to reviewers (an experience report's is all its written parts)."""
+    return getattr(obj, "screening_text", None) or obj.body
+
+
 def _target(session: Session, object_type: str, object_id: int):
-    model = {"post": Post, "comment": Comment, "message": Message}.get(object_type)
+    model = writing_models().get(object_type)
     return session.get(model, object_id) if model else None
 
 
@@ -394,6 +406,8 @@ def _set_visibility(session: Session, item: ReviewItem, target, visibility: Visi
     target.visibility, target.removed_reason = visibility.value, reason
     if item.object_type == "post":
         data = {"circle_id": item.space_id, "post_id": target.id}
+    elif item.object_type == "experience":
+        data = {"circle_id": item.space_id, "report_id": target.id}
     else:
         data = {"circle_id": item.space_id, "post_id": target.post_id, "comment_id": target.id}
     if visibility == Visibility.visible and was != Visibility.visible.value:
@@ -406,7 +420,8 @@ def _set_visibility(session: Session, item: ReviewItem, target, visibility: Visi
 
 def _tell_people(session: Session, moderator: User, item: ReviewItem, act: ModAction, reason: str,
                  until: dt.datetime | None) -> None:
-    what = {"post": "post", "comment": "comment", "message": "message"}[item.object_type]
+    what = {"post": "post", "comment": "comment", "message": "message",
+            "experience": "experience report"}[item.object_type]
     to_author = {
         ModAction.remove: f"A facilitator removed your {what}: {reason}",
         ModAction.restore: f"Your {what} is back in the circle.",
@@ -643,8 +658,11 @@ def flag_reason_choices() -> list[tuple[str, str]]:
 def locate(session: Session, user: User, object_type: str, object_id: int) -> tuple[int, str]:
     """The circle whose queue gets a flag on writing ``user`` can see, and the page it is on
     (404 for anything they cannot see)."""
-    from peerlift.policy import comment_access, conversation_access, post_access
+    from peerlift.policy import comment_access, conversation_access, post_access, report_access
 
+    if object_type == "experience":
+        access, _report = report_access(session, user, object_id)
+        return access.space.id, f"/experiences/{object_id}"
     if object_type == "post":
         access, post = post_access(session, user, object_id)
         return access.space.id, f"/posts/{post.id}"

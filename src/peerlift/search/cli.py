@@ -12,7 +12,7 @@ console = Console(highlight=False, soft_wrap=True)
 
 @app.command()
 def reindex() -> None:
-    """Rebuild the whole search index from the posts and comments (in one transaction)."""
+    """Rebuild the whole search index from the posts, comments and experience reports (in one transaction)."""
     from peerlift.db import transaction
     from peerlift.search.index import reindex as do_reindex
 

@@ -2,7 +2,7 @@
 
 A kind says which of a set of its objects are searchable now (and with what space, author, time and
 text), which objects of other kinds depend on it (a post's comments vanish with the post), and where
-a result opens. Adding a kind (answers, experience reports) is one more entry in ``KINDS``.
+a result opens. Adding a kind is one more entry in ``KINDS``; experience reports are the kind ``experience``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from peerlift.community.models import Comment, Post
+from peerlift.experience.models import ExperienceReport
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Kind:
     watched: tuple[str, ...] = ("body", "visibility", "deleted_at", "space_id")
     # objects of other kinds that follow this one: (kind name, select of their ids for these ids)
     dependents: Callable[[list[int]], Iterable[tuple[str, Select]]] = lambda ids: ()
+    # which of these ids were written anonymously (their author is hidden in results)
+    anonymous: Callable[[Session, list[int]], set[int]] = lambda session, ids: set()
 
 
 def _posts() -> Select:
@@ -63,11 +66,32 @@ def _comment_links(session: Session, ids: list[int]) -> dict[int, str]:
     return {comment_id: f"/posts/{post_id}#comment-{comment_id}" for comment_id, post_id in rows}
 
 
+def _reports() -> Select:
+    return select(ExperienceReport.id, ExperienceReport.space_id, ExperienceReport.author_id,
+                  ExperienceReport.created_at, ExperienceReport.search_text).where(
+        ExperienceReport.visibility == "visible", ExperienceReport.deleted_at.is_(None))
+
+
+def _report_links(session: Session, ids: list[int]) -> dict[int, str]:
+    found = session.scalars(_reports().with_only_columns(ExperienceReport.id).where(ExperienceReport.id.in_(ids)))
+    return {report_id: f"/experiences/{report_id}" for report_id in found}
+
+
+def _anonymous(model) -> Callable[[Session, list[int]], set[int]]:
+    def anonymous(session: Session, ids: list[int]) -> set[int]:
+        return set(session.scalars(select(model.id).where(model.id.in_(ids), model.anonymous.is_(True))))
+    return anonymous
+
+
 KINDS: dict[str, Kind] = {
     "post": Kind("post", Post, _posts, _post_links,
-                 dependents=lambda ids: [("comment", select(Comment.id).where(Comment.post_id.in_(ids)))]),
+                 dependents=lambda ids: [("comment", select(Comment.id).where(Comment.post_id.in_(ids)))],
+                 anonymous=_anonymous(Post)),
     "comment": Kind("comment", Comment, _comments, _comment_links,
                     watched=("body", "visibility", "deleted_at", "post_id")),  # a comment's space is its post's
+    "experience": Kind("experience", ExperienceReport, _reports, _report_links,
+                              watched=("search_text", "visibility", "deleted_at", "space_id"),
+                              anonymous=_anonymous(ExperienceReport)),
 }
 KIND_OF_MODEL = {kind.model: kind for kind in KINDS.values()}
 

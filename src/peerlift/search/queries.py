@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from peerlift.community.models import Space
@@ -136,7 +136,6 @@ def _hits(session: Session, user: User, terms: list[str], rows: list[tuple], *,
     """The rows as results, each checked once more against the object itself (still searchable), with
     its author shown as the space shows them to this person: a community name in an open community,
     "Anonymous member" for an anonymous post (whose author's role no filter may reveal either)."""
-    from peerlift.community.models import Post
     from peerlift.community.queries import shown_person
     from peerlift.policy import circle_access
 
@@ -147,9 +146,11 @@ def _hits(session: Session, user: User, terms: list[str], rows: list[tuple], *,
             links.update({(name, object_id): url for object_id, url in kind.links(session, ids).items()})
     authors = {u.id: u for u in session.query(User).filter(User.id.in_({row[3] for row in rows}))} if rows else {}
     spaces = dict(session.query(Space.id, Space.name).filter(Space.id.in_({row[2] for row in rows}))) if rows else {}
-    post_ids = [row[1] for row in rows if row[0] == "post"]
-    anonymous = set(session.scalars(select(Post.id).where(Post.id.in_(post_ids), Post.anonymous.is_(True)))) \
-        if post_ids else set()
+    anonymous: set[tuple[str, int]] = set()
+    for name, kind in KINDS.items():
+        ids = [row[1] for row in rows if row[0] == name]
+        if ids:
+            anonymous.update((name, object_id) for object_id in kind.anonymous(session, ids))
     accesses = {space_id: circle_access(session, user, space_id) for space_id in {row[2] for row in rows}}
     hits = []
     for kind, object_id, space_id, author_id, created_at, body in rows:
@@ -157,7 +158,7 @@ def _hits(session: Session, user: User, terms: list[str], rows: list[tuple], *,
         author = authors.get(author_id)
         if url is None or author is None:
             continue
-        hidden = kind == "post" and object_id in anonymous
+        hidden = (kind, object_id) in anonymous
         shown = shown_person(accesses[space_id], author, anonymous=hidden)
         concealed = hidden and shown.id != author_id
         if filtered_by_author and concealed:

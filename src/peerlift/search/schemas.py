@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class SearchHitOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    kind: Literal["post", "comment"]
+    kind: Literal["post", "comment", "experience"]
     id: int
     url: str = Field(description="Where the result opens (a post, or a comment within its post)")
     space_id: int
