@@ -38,6 +38,54 @@ def test_levels(lexicon, text, level):
     assert lexicon.triage(text).level == level
 
 
+@pytest.mark.parametrize("text, level", [
+    # a goodbye to the group is ordinary when the writer says where they go next, crisis with risk near
+    ("Saying goodbye to the group, I've finished the 12 weeks and I'm moving on to the maintenance group!", "green"),
+    ("Last post from me on this thread, going to start a new one for the walking challenge", "green"),
+    ("Saying goodbye to the group. I won't be around much longer. Love you all", "crisis"),
+    ("Last post from me. I won't be here tomorrow.", "crisis"),
+    ("saying goodbye to sugar in my tea, farewell old friend", "green"),
+    # affairs in order: ordinary with an ordinary reason, risk with 'just in case', crisis with a time
+    ("I've sorted out my will and power of attorney with the solicitor, nothing dramatic", "green"),
+    ("I've been putting my affairs in order, just in case.", "red"),
+    ("I've sorted out my will. Tonight I'll take the tablets.", "crisis"),
+    # a joke the writer flags as one is set aside, unless taken back; a crisis never is
+    ("kms if my boss talks about keto once more (obvs not literally lol)", "green"),
+    ("kms. not joking. I want to die", "red"),
+    ("I'm going to kill myself tonight, jk", "crisis"),
+    # "rather X than" an everyday chore is a comparison, not a wish
+    ("I'd rather die than do another burpee", "green"),
+    ("I'd rather be dead than face another day like this", "red"),
+    # a lapse promised never to come back is not told as present
+    ("Never in a million years would I skip my insulin again, that DKA admission at 19 taught me.", "green"),
+    # a question put to the writer about risk, answered no
+    ("My counsellor asked me whether I ever think about suicide and I said no", "green"),
+    ("I think about suicide every day", "red"),
+    # indirect risk
+    ("Everybody would carry on without me. Might even be easier.", "red"),
+    ("I've stopped my heart tablets. If my heart gives up, so be it.", "red"),
+    ("Thinking of stopping my metformin, going to ask the GP about the slow release version first", "green"),
+    ("Stockpiling my insulin pens because the pharmacy keeps running out", "green"),
+    ("Everything's sorted, the dog is at my sister's. I won't be needing him after tonight.", "crisis"),
+])
+def test_ordinary_contexts_set_aside_and_indirect_risk_counts(lexicon, text, level):
+    assert lexicon.triage(text).level == level
+
+
+def test_an_ordinary_context_is_named_in_the_reason(lexicon):
+    aside = lexicon.triage("Goodbye everyone! Finished the 12 weeks today, off to the maintenance group").reasons[0]
+    assert aside.set_aside == "ordinary" and "an ordinary context" in aside.describe()
+    joke = lexicon.triage("kms lol jk").reasons[0]
+    assert joke.set_aside == "joke" and "flagged as a joke" in joke.describe()
+
+
+def test_every_development_set_keeps_green_writing_below_red(lexicon):
+    """Rules alone: on every labelled set, at most 2% of green sentences are raised to red or crisis."""
+    for path in sorted(DATA.glob("triage_*.yaml")):
+        result = evaluate(YAML(typ="safe").load(path.read_text()), lexicon)
+        assert result.false_alarm_ordinary <= 0.02, path.name
+
+
 def test_reasons_name_the_rule_and_the_phrase_and_what_set_a_match_aside(lexicon):
     counted = lexicon.triage("I want to die").reasons[0]
     assert counted.rule == "suicidal_thoughts" and counted.phrase == "want to die" and counted.set_aside is None

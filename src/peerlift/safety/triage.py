@@ -4,7 +4,10 @@ The rules are data (``lexicon.yaml`` and any files named in ``PEERLIFT_TRIAGE_LE
 A text is lower-cased, idioms of everyday health talk are blanked out, and it is cut into
 clauses. Each rule's patterns are tried on the whole text; a match counts unless the clause it
 sits in negates it, tells it of the distant past, reports it of someone else or frames it as a
-hypothetical (the reason then says so, and the match is set aside). The level is the highest
+hypothetical, or the post flags it as a joke (red and amber rules only); a rule's match is also
+set aside when the post gives it an ordinary context the rule names (``unless``: a goodbye to the
+group from someone moving on to the next programme) and no risk word is near (the reason then says
+so, and the match is set aside). The level is the highest
 level of any rule that counts. Everything is explainable: each reason names the rule and the
 phrase that matched.
 """
@@ -25,8 +28,8 @@ from ruamel.yaml.error import YAMLError
 
 LEVELS: tuple[str, ...] = ("green", "amber", "red", "crisis")
 RANK = {level: i for i, level in enumerate(LEVELS)}
-MODIFIERS = ("negation", "past", "reported", "hypothetical")
-_HELPERS = ("not_negation", "past_before", "present", "resolved")
+MODIFIERS = ("negation", "past", "reported", "hypothetical", "joke")
+_HELPERS = ("not_negation", "past_before", "present", "resolved", "not_present", "not_joke", "risk_context")
 LEXICON = Path(__file__).with_name("lexicon.yaml")
 
 
@@ -44,9 +47,12 @@ class RuleSpec(_Strict):
     reason: str = Field(min_length=3)
     patterns: list[str] = Field(min_length=1)
     with_: list[str] = Field(default_factory=list, alias="with")
-    keep: list[Literal["negation", "past", "reported", "hypothetical"]] = Field(default_factory=list)
+    keep: list[Literal["negation", "past", "reported", "hypothetical", "joke"]] = Field(default_factory=list)
+    # An ordinary context: anywhere in the post, it sets a match aside unless `risk_context` is there too.
+    unless: list[str] = Field(default_factory=list)
     emergency: bool = False
     near: bool = False  # the `with` pattern must be in the same sentence
+    apart: bool = False  # the `with` pattern must not overlap the match (a second cue)
 
 
 class LexiconSpec(_Strict):
@@ -61,6 +67,10 @@ class LexiconSpec(_Strict):
     present: str | None = None
     reported: str | None = None
     hypothetical: str | None = None
+    joke: str | None = None
+    not_joke: str | None = None
+    not_present: str | None = None
+    risk_context: str | None = None
     rules: list[RuleSpec] = Field(default_factory=list)
 
     @field_validator("defs")
@@ -98,6 +108,8 @@ _SET_ASIDE_WORDS = {
     "past": "told of the past",
     "reported": "said of someone else",
     "hypothetical": "hypothetical",
+    "joke": "flagged as a joke",
+    "ordinary": "an ordinary context",
     "idiom": "an idiom",
 }
 
@@ -127,6 +139,8 @@ class _Rule:
     keep: frozenset[str]
     emergency: bool
     near: bool
+    unless: re.Pattern | None = None
+    apart: bool = False
 
 
 @dataclass
@@ -210,9 +224,10 @@ def load(extra: Iterable[str | Path] = (), model: str | Path | None = None) -> L
     for rule, where in rules.values():
         pats = _compile(rule.patterns, defs, f"{where}: rule {rule.id}", problems)
         with_ = _compile(rule.with_, defs, f"{where}: rule {rule.id} (with)", problems) if rule.with_ else None
+        unless = _compile(rule.unless, defs, f"{where}: rule {rule.id} (unless)", problems) if rule.unless else None
         if pats is not None:
             compiled.append(_Rule(rule.id, rule.level, rule.reason, pats, with_, frozenset(rule.keep), rule.emergency,
-                                  rule.near))
+                                  rule.near, unless, rule.apart))
     lexicon = Lexicon(
         rules=sorted(compiled, key=lambda r: -RANK[r.level]),
         idioms=_compile(idioms, defs, "idioms", problems),
@@ -327,9 +342,16 @@ def _set_aside(lexicon: Lexicon, rule: _Rule, text: str, m: re.Match) -> str | N
         tail = " ".join(window.split()[-6:])
         if mods["negation"].search(tail):
             return "negation"
-    for name in ("hypothetical", "past", "reported"):
+    for name in ("hypothetical", "past", "reported", "joke"):
         pattern = mods[name]
         if name in rule.keep or pattern is None:
+            continue
+        if name == "joke":
+            # A post that says it is joking ("kms ... obvs not literally") sets aside red and amber
+            # matches, never a crisis, and not when it takes the joke back ("kidding. mostly").
+            if (rule.level != "crisis" and pattern.search(text)
+                    and not (mods["not_joke"] is not None and mods["not_joke"].search(text))):
+                return name
             continue
         if name == "reported":
             # Someone else is the subject of what matched, not the writer.
@@ -340,10 +362,16 @@ def _set_aside(lexicon: Lexicon, rule: _Rule, text: str, m: re.Match) -> str | N
             told_as_past = (pattern.search(clause)
                             or (mods["past_before"] is not None and mods["past_before"].search(text[left:m.end()]))
                             or (mods["resolved"] is not None and mods["resolved"].search(text)))
-            if told_as_past and not (mods["present"] is not None and mods["present"].search(clause)):
+            now = clause
+            if told_as_past and mods["not_present"] is not None:
+                now = mods["not_present"].sub(_blank, clause)  # "never ... again" is not a return
+            if told_as_past and not (mods["present"] is not None and mods["present"].search(now)):
                 return name
         elif pattern.search(clause):
             return name
+    if rule.unless is not None and rule.unless.search(text) and not (
+            mods["risk_context"] is not None and mods["risk_context"].search(text)):
+        return "ordinary"
     return None
 
 
@@ -391,7 +419,7 @@ def _by_rules(lexicon: Lexicon, norm: str) -> Triage:
                 continue
             why = _set_aside(lexicon, rule, norm, m)
             if why is None and rule.with_ is not None:
-                companion = _companion(lexicon, rule, norm, m if rule.near else None)
+                companion = _companion(lexicon, rule, norm, m, rule.near)
                 if companion is None:
                     continue
                 phrase = f"{phrase} \u2026 {companion}"
@@ -404,13 +432,15 @@ def _by_rules(lexicon: Lexicon, norm: str) -> Triage:
     return Triage(level, tuple(_dedupe(reasons)), emergency and level == "crisis")
 
 
-def _companion(lexicon: Lexicon, rule: _Rule, text: str, near: re.Match | None) -> str | None:
+def _companion(lexicon: Lexicon, rule: _Rule, text: str, near: re.Match, same_sentence: bool) -> str | None:
     start, end = 0, len(text)
-    if near is not None:
+    if same_sentence:
         start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, near.start())), default=0)
         after = _SENTENCE_END.search(text, near.end())
         end = after.start() if after else len(text)
     for m in rule.with_.finditer(text, start, end):
+        if rule.apart and near.start() < m.end() and m.start() < near.end():
+            continue  # a companion is a second cue, not a part of the match itself
         if _set_aside(lexicon, rule, text, m) is None:
             return m.group(0).strip()
     return None
