@@ -93,6 +93,11 @@ class Post(Base):
     visibility: Mapped[str] = mapped_column(String(8), default="visible")  # safety.models.Visibility
     removed_reason: Mapped[str] = mapped_column(Text, default="")
     anonymous: Mapped[bool] = mapped_column(default=False)  # members see "Anonymous member"
+    is_question: Mapped[bool] = mapped_column(default=False)  # answers are its top-level comments
+    for_professionals: Mapped[bool] = mapped_column(default=False)  # listed as awaiting a professional
+    accepted_comment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("comment.id", ondelete="SET NULL", use_alter=True, name="fk_post_accepted_comment_id_comment"),
+        nullable=True)
 
     author: Mapped[User] = relationship(lazy="raise")
     poll: Mapped[Poll | None] = relationship(lazy="raise", back_populates="post", uselist=False)
@@ -126,6 +131,7 @@ class Comment(Base):
 
     visibility: Mapped[str] = mapped_column(String(8), default="visible")
     removed_reason: Mapped[str] = mapped_column(Text, default="")
+    as_professional: Mapped[bool] = mapped_column(default=False)  # written as a verified professional
 
     author: Mapped[User] = relationship(lazy="raise")
 
