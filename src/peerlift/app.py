@@ -218,6 +218,8 @@ def create_app() -> FastAPI:
     from peerlift.search import pages as search_pages
     from peerlift.people import api as people_api
     from peerlift.people import pages as people_pages
+    from peerlift.professionals import api as professionals_api
+    from peerlift.professionals import pages as professionals_pages
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -255,7 +257,8 @@ def create_app() -> FastAPI:
     for module in (identity_api, community_api, stream_api, notify_api, protocol_api, safety_api, tracking_api,
                    cues_api, identity_pages, community_pages, notify_pages, protocol_pages, safety_pages,
                    tracking_pages, cues_pages, research_api, research_pages, analytics_api, analytics_pages,
-                   privacy_api, privacy_pages, search_api, search_pages, people_api, people_pages):
+                   privacy_api, privacy_pages, search_api, search_pages, people_api, people_pages,
+                   professionals_api, professionals_pages):
         app.include_router(module.router)
     _document_csrf(app)
     return app
