@@ -408,13 +408,13 @@ def create_post(session: Session, access: CircleAccess, body: str, *, poll_quest
                            field="anonymous")
     if anonymous and not access.space.allow_anonymous:
         raise InvalidInput("This community does not allow anonymous posts.", field="anonymous")
+    is_question = bool(question or for_professionals)
     has_poll = poll_options is not None or poll_question is not None
     if has_poll:
-        question, options = _check_poll(poll_question or "", poll_options or [], poll_closes_at)
+        poll_text, options = _check_poll(poll_question or "", poll_options or [], poll_closes_at)
     safety.check_can_write(session, access)
     safety.check_personal_information(body, confirm_personal_information)
     html, mentions = _render_with_mentions(session, access.space.id, body)
-    is_question = bool(question or for_professionals)
     post = Post(space_id=access.space.id, author_id=access.user.id, body=body, body_html=html,
                 anonymous=bool(anonymous), is_question=is_question, for_professionals=bool(for_professionals))
     session.add(post)
@@ -424,7 +424,7 @@ def create_post(session: Session, access: CircleAccess, body: str, *, poll_quest
         post.screening.message += (" Your question has gone to a clinician straight away instead of waiting for "
                                    "answers from the community.")
     if has_poll:
-        poll = Poll(post_id=post.id, question=question, multiple=poll_multiple, closes_at=poll_closes_at)
+        poll = Poll(post_id=post.id, question=poll_text, multiple=poll_multiple, closes_at=poll_closes_at)
         poll.options = [PollOption(position=i, text=text) for i, text in enumerate(options)]
         session.add(poll)
         session.flush()

@@ -358,6 +358,11 @@ def _person_records(session: Session, user: User, the_plan: DeletionPlan, protec
     session.execute(delete(ProfileCode).where(ProfileCode.user_id == user.id))
     if session.execute(delete(HealthProfile).where(HealthProfile.user_id == user.id)).rowcount:
         removed["health_profile"] = 1
+    from peerlift.professionals.models import Professional
+
+    professional = session.execute(delete(Professional).where(Professional.user_id == user.id)).rowcount
+    if professional:
+        removed["professional_applications"] = professional
     connections = session.execute(delete(ConnectionRequest).where(
         (ConnectionRequest.sender_id == user.id) | (ConnectionRequest.recipient_id == user.id))).rowcount
     if connections:
