@@ -194,3 +194,43 @@ def test_a_question_is_asked_through_the_compose_form(world, client_for):
     assert "Question for professionals" in waiting.text
     assert client_for(world.carol).get(f"/communities/{space['id']}/awaiting").status_code == 404
     assert client_for(world.carol).get(f"/api/v1/communities/{space['id']}/awaiting-professional").status_code == 404
+
+
+def test_a_backup_restores_an_accepted_answer_and_a_verification(database, tmp_path):
+    """An accepted answer points back at a comment: a backup (tables in dependency order) still restores."""
+    from sqlalchemy import text
+    from typer.testing import CliRunner
+
+    from peerlift.cli import app
+    from peerlift.community import service as community
+    from peerlift.policy import circle_access
+    from peerlift.professionals import service as professionals
+    from peerlift.professionals.models import Professional
+    from tests.conftest import build_world, migrate_fresh
+
+    migrate_fresh(database)
+    with dbmod.transaction() as s:
+        w = build_world(s)
+        application = professionals.apply(s, w.bob, profession="nurse", registration_number="12A3456E")
+        professionals.verify(s, w.admin, application)
+        for person in (w.alice, w.bob):
+            community.accept_rules(s, circle_access(s, person, w.circle.id))
+        question = community.create_post(s, circle_access(s, w.alice, w.circle.id), "Which shoes for walking?",
+                                         question=True)
+        reply = community.create_comment(s, circle_access(s, w.bob, w.circle.id), question, "Cushioned ones.",
+                                         as_professional=True)
+        community.accept_answer(s, circle_access(s, w.alice, w.circle.id), question, reply.id)
+        question_id, reply_id = question.id, reply.id
+    runner = CliRunner()
+    file = tmp_path / "world.backup"
+    assert runner.invoke(app, ["backup", "--out", str(file)]).exit_code == 0
+    engine = dbmod.get_engine()
+    dbmod.Base.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    result = runner.invoke(app, ["restore", str(file)])
+    assert result.exit_code == 0, result.output
+    with dbmod.transaction(write=False) as s:
+        assert s.get(Post, question_id).accepted_comment_id == reply_id
+        assert s.get(Comment, reply_id).as_professional is True
+        assert s.scalar(select(Professional.status)) == "verified"

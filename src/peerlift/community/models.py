@@ -95,9 +95,9 @@ class Post(Base):
     anonymous: Mapped[bool] = mapped_column(default=False)  # members see "Anonymous member"
     is_question: Mapped[bool] = mapped_column(default=False)  # answers are its top-level comments
     for_professionals: Mapped[bool] = mapped_column(default=False)  # listed as awaiting a professional
-    accepted_comment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("comment.id", ondelete="SET NULL", use_alter=True, name="fk_post_accepted_comment_id_comment"),
-        nullable=True)
+    # The answer the asker accepted: a plain id, not a foreign key, so that post and comment do not depend
+    # on each other (a backup loads tables in dependency order). Deleting the comment clears it.
+    accepted_comment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     author: Mapped[User] = relationship(lazy="raise")
     poll: Mapped[Poll | None] = relationship(lazy="raise", back_populates="post", uselist=False)

@@ -287,6 +287,8 @@ def _writing(session: Session, user: User, drop: list[int], protected: set, now)
     session.execute(update(Comment).where(Comment.id.in_(blank_comments or [0])).values(
         body="", body_html="", deleted_at=func.coalesce(Comment.deleted_at, now))
         .execution_options(synchronize_session=False))
+    session.execute(update(Post).where(Post.accepted_comment_id.in_(comment_ids or [0])).values(
+        accepted_comment_id=None).execution_options(synchronize_session=False))
     # escalated writing: out of the circle's sight, kept for the clinician
     session.execute(update(Post).where(Post.id.in_(kept_posts or [0])).values(
         deleted_at=func.coalesce(Post.deleted_at, now), pinned_at=None).execution_options(synchronize_session=False))

@@ -48,13 +48,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('is_question', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column('for_professionals', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column('accepted_comment_id', sa.Integer(), nullable=True))
-        batch_op.create_foreign_key('fk_post_accepted_comment_id_comment', 'comment', ['accepted_comment_id'], ['id'],
-                                    ondelete='SET NULL')
 
 
 def downgrade() -> None:
     with op.batch_alter_table('post', schema=None) as batch_op:
-        batch_op.drop_constraint('fk_post_accepted_comment_id_comment', type_='foreignkey')
         batch_op.drop_column('accepted_comment_id')
         batch_op.drop_column('for_professionals')
         batch_op.drop_column('is_question')
