@@ -156,3 +156,23 @@ def test_applications_are_in_the_personal_data_download(world, client_for):
     [row] = data["professional_applications"]
     assert (row["profession"], row["registration_number"], row["status"]) == ("nurse", "12A3456E", "applied")
     assert "professional_applications.csv" in archive.namelist()
+
+
+def test_deleting_the_account_removes_the_applications_and_the_accepted_answer(world, client_for):
+    from tests.conftest import PASSWORD
+
+    nina = make_person("Nina Nurse")
+    space = community(client_for(world.coach))
+    nurse, alice = client_for(nina), client_for(world.alice)
+    join(nurse, space["id"], "Night Shift Nina")
+    join(alice, space["id"], "Calm Heron 42")
+    verified(nina, world.admin)
+    question = ask(alice, space["id"], for_professionals=True)
+    reply = answer(nurse, question["id"], as_professional=True).json()
+    assert alice.put(f"/api/v1/posts/{question['id']}/accepted-answer",
+                     json={"comment_id": reply["id"]}).status_code == 200
+    deleted = nurse.post("/api/v1/me/deletion", json={"password": PASSWORD, "confirm": True})
+    assert deleted.status_code in (200, 202, 204), deleted.text
+    assert count_rows(Professional, Professional.user_id == nina.id) == 0
+    assert alice.get(f"/api/v1/posts/{question['id']}").json()["accepted_comment_id"] is None
+    assert alice.get(f"/api/v1/posts/{question['id']}/comments").json() == []
