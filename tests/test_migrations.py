@@ -28,4 +28,4 @@ def test_migrating_twice_changes_nothing(database):
     migrate_fresh(database)
     upgrade(database)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0018"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0019"

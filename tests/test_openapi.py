@@ -47,7 +47,7 @@ def test_path_parameters_are_named_after_their_object(app):
     allowed = {"circle_id", "post_id", "comment_id", "poll_id", "user_id", "conversation_id", "kind",
                "notification_id", "protocol_version_id", "assignment_id", "arm_id", "review_item_id",
                "escalation_id", "instrument_key", "request_id", "card_id", "connection_request_id", "session_id",
-               "study_id", "enrolment_id", "community_id", "report_id", "guide_entry_id"}
+               "study_id", "enrolment_id", "community_id", "report_id", "guide_entry_id", "application_id"}
     for route in _api_routes(app):
         for name in re.findall(r"{(\w+)}", route.path):
             assert name in allowed, f"{route.path}: {name}"

@@ -220,6 +220,8 @@ def create_app() -> FastAPI:
     from peerlift.people import pages as people_pages
     from peerlift.experience import api as experience_api
     from peerlift.experience import pages as experience_pages
+    from peerlift.professionals import api as professionals_api
+    from peerlift.professionals import pages as professionals_pages
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -258,7 +260,7 @@ def create_app() -> FastAPI:
                    cues_api, identity_pages, community_pages, notify_pages, protocol_pages, safety_pages,
                    tracking_pages, cues_pages, research_api, research_pages, analytics_api, analytics_pages,
                    privacy_api, privacy_pages, search_api, search_pages, people_api, people_pages,
-                   experience_api, experience_pages):
+                   experience_api, experience_pages, professionals_api, professionals_pages):
         app.include_router(module.router)
     _document_csrf(app)
     return app

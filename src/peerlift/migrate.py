@@ -29,6 +29,7 @@ def all_models() -> None:
     import peerlift.delivery.models  # noqa: F401
     import peerlift.notify.models  # noqa: F401
     import peerlift.people.models  # noqa: F401
+    import peerlift.professionals.models  # noqa: F401
     import peerlift.protocols.models  # noqa: F401
     import peerlift.events  # noqa: F401
     import peerlift.experience.models  # noqa: F401

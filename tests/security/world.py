@@ -60,6 +60,7 @@ class Objects:
     community_post_id: int = 0       # alice's post in it
     report_id: int = 0               # alice's experience report in it (metformin)
     guide_entry_id: int = 0          # coach put alice's community post in its guide
+    application_id: int = 0          # dora's application to be verified as a professional, waiting
     other_posts: dict = field(default_factory=dict)  # other_circle (arm B): carol's post, comment, poll
 
     @property
@@ -77,6 +78,7 @@ class Objects:
             "enrolment_id": self.enrolment_id, "slug": w.study.slug, "chart": "engagement",
             "community_id": self.community_id, "report_id": self.report_id, "guide_entry_id": self.guide_entry_id,
             "connection_request_id": self.connection_request_id,
+            "application_id": self.application_id,
         }
 
     def token_for(self, path: str) -> str:
@@ -188,6 +190,10 @@ def build_objects(s: Session) -> Objects:
     people.save_profile(s, dora, conditions=[{"code": "E11.9"}], treatments=[], goals=[], age_band=None,
                         visibility={"conditions": "installation"}, suggest_me=True)
     connection_request = people.request_connection(s, dora, w.alice.id, "Hello")
+    # dora applied to be verified as a nurse; the admins have not decided yet
+    from peerlift.professionals import service as professionals
+
+    application = professionals.apply(s, dora, profession="nurse", registration_number="12A3456E")
 
     # arm B's own content, for the tests that look for leaks across arms
     carol = circle_access(s, w.carol, w.other_circle.id)
@@ -214,7 +220,7 @@ def build_objects(s: Session) -> Objects:
         reset_token=reset_token, two_factor_secret=two_factor_row.secret, challenge_token=challenge_token,
         community_id=quitting.id, community_post_id=community_post.id, report_id=experience_report.id,
         guide_entry_id=guide_entry.id,
-        connection_request_id=connection_request.id,
+        connection_request_id=connection_request.id, application_id=application.id,
         other_posts={"post_id": carol_post.id, "comment_id": carol_comment.id,
                      "poll_id": s.scalar(select(Poll.id).where(Poll.post_id == carol_poll.id))},
     )

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from peerlift.community import queries, service
 from peerlift.community.models import Membership
 from peerlift.community.schemas import (
+    AcceptIn,
     CircleDetailOut,
     CircleIn,
     CircleOut,
@@ -162,6 +163,7 @@ def create_post(circle_id: int, body: PostIn, db: DB, user: CurrentUser):
         poll_question=poll.question if poll else None, poll_options=poll.options if poll else None,
         poll_multiple=poll.multiple if poll else False, poll_closes_at=poll.closes_at if poll else None,
         confirm_personal_information=body.confirm_personal_information, anonymous=body.anonymous,
+        question=body.question, for_professionals=body.for_professionals,
     )
     return _with_screening(queries.post_view(db, access, post), post)
 
@@ -264,6 +266,22 @@ def unpin_post(post_id: int, db: DB, user: CurrentUser):
     return queries.post_view(db, access, post)
 
 
+@router.put("/posts/{post_id}/accepted-answer", response_model=PostOut, responses=R(401, 403, 404, 422))
+def accept_answer(post_id: int, body: AcceptIn, db: DB, user: CurrentUser):
+    """The asker accepts one answer to their question (``comment_id``), or none (null)."""
+    access, post = post_access(db, user, post_id)
+    service.accept_answer(db, access, post, body.comment_id)
+    return queries.post_view(db, access, post)
+
+
+@router.get("/communities/{community_id}/awaiting-professional", response_model=list[PostOut],
+            responses=R(401, 404))
+def awaiting_professional(community_id: int, db: DB, user: CurrentUser):
+    """Questions for professionals that no verified professional has answered yet (oldest first);
+    questions that went to the clinical team are not among them."""
+    return queries.awaiting_professional(db, community_access(db, user, community_id))
+
+
 # --- comments -------------------------------------------------------------------------------
 
 @router.get("/posts/{post_id}/comments", response_model=list[CommentOut], responses=R(401, 404))
@@ -275,7 +293,8 @@ def list_comments(post_id: int, db: DB, user: CurrentUser):
 @router.post("/posts/{post_id}/comments", response_model=CommentOut, status_code=201, responses=R(401, 403, 404, 422, 429))
 def create_comment(post_id: int, body: CommentIn, db: DB, user: CurrentUser):
     access, post = post_access(db, user, post_id)
-    comment = service.create_comment(db, access, post, body.body, body.parent_id)
+    comment = service.create_comment(db, access, post, body.body, body.parent_id,
+                                     as_professional=body.as_professional)
     return _with_screening(queries.comment_view(db, access, comment), comment)
 
 

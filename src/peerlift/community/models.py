@@ -93,6 +93,11 @@ class Post(Base):
     visibility: Mapped[str] = mapped_column(String(8), default="visible")  # safety.models.Visibility
     removed_reason: Mapped[str] = mapped_column(Text, default="")
     anonymous: Mapped[bool] = mapped_column(default=False)  # members see "Anonymous member"
+    is_question: Mapped[bool] = mapped_column(default=False)  # answers are its top-level comments
+    for_professionals: Mapped[bool] = mapped_column(default=False)  # listed as awaiting a professional
+    # The answer the asker accepted: a plain id, not a foreign key, so that post and comment do not depend
+    # on each other (a backup loads tables in dependency order). Deleting the comment clears it.
+    accepted_comment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     author: Mapped[User] = relationship(lazy="raise")
     poll: Mapped[Poll | None] = relationship(lazy="raise", back_populates="post", uselist=False)
@@ -126,6 +131,7 @@ class Comment(Base):
 
     visibility: Mapped[str] = mapped_column(String(8), default="visible")
     removed_reason: Mapped[str] = mapped_column(Text, default="")
+    as_professional: Mapped[bool] = mapped_column(default=False)  # written as a verified professional
 
     author: Mapped[User] = relationship(lazy="raise")
 

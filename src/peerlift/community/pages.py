@@ -201,7 +201,8 @@ def create_post(request: Request, circle_id: int, db: DB, user: CurrentUser, bod
                 poll_multiple: Annotated[bool, Form()] = False,
                 poll_closes_at: Annotated[str, Form(max_length=40)] = "",
                 confirm_personal_information: Annotated[bool, Form()] = False,
-                anonymous: Annotated[bool, Form()] = False):
+                anonymous: Annotated[bool, Form()] = False, question: Annotated[bool, Form()] = False,
+                for_professionals: Annotated[bool, Form()] = False):
     access = circle_access(db, user, circle_id)
     has_poll = bool(poll_question.strip() or poll_options.strip())
     try:
@@ -212,6 +213,7 @@ def create_post(request: Request, circle_id: int, db: DB, user: CurrentUser, bod
             poll_multiple=poll_multiple,
             poll_closes_at=_parse_closes(poll_closes_at, user.timezone) if has_poll else None,
             confirm_personal_information=confirm_personal_information, anonymous=anonymous,
+            question=question, for_professionals=for_professionals,
         )
     except PeerliftError as exc:
         if isinstance(exc, (Forbidden, NotFound)):
@@ -221,7 +223,8 @@ def create_post(request: Request, circle_id: int, db: DB, user: CurrentUser, bod
         return _feed_page(request, db, user, access, before=None, error=exc.message, status=exc.status_code,
                           draft={"body": body, "poll_question": poll_question, "poll_options": poll_options,
                                  "poll_multiple": poll_multiple, "poll_closes_at": poll_closes_at,
-                                 "anonymous": anonymous,
+                                 "anonymous": anonymous, "question": question,
+                                 "for_professionals": for_professionals,
                                  "personal_information": exc.code == "personal_information"})
     return _after_write(request, post.screening, "post", f"/circles/{circle_id}#post-{post.id}")
 
@@ -290,13 +293,15 @@ def create_invitation(request: Request, circle_id: int, db: DB, user: CurrentUse
 def _post_page(request: Request, db, user, access, post, *, error: str | None = None,
                draft: str = "", status: int = 200):
     from peerlift.experience.queries import post_extras
+    from peerlift.professionals.service import verified_labels
 
     comments = queries.comments(db, access, post)
     return page(request, "post.html", {
         "circle": access.space, "access": access, "post": queries.post_view(db, access, post),
         "comments": comments, "error": error, "draft": draft,
         "extras": post_extras(db, access, post.id, comments),
-            }, status_code=status)
+        "my_profession": verified_labels(db, [user.id]).get(user.id) if post.is_question else None,
+    }, status_code=status)
 
 
 @router.get("/posts/{post_id}")
@@ -328,10 +333,11 @@ def post_thread(request: Request, post_id: int, db: DB, user: CurrentUser):
 
 @router.post("/posts/{post_id}/comments")
 def create_comment(request: Request, post_id: int, db: DB, user: CurrentUser, body: Text = "",
-                   parent_id: Annotated[int | None, Form()] = None):
+                   parent_id: Annotated[int | None, Form()] = None,
+                   as_professional: Annotated[bool, Form()] = False):
     access, post = post_access(db, user, post_id)
     try:
-        comment = service.create_comment(db, access, post, body, parent_id)
+        comment = service.create_comment(db, access, post, body, parent_id, as_professional=as_professional)
     except PeerliftError as exc:
         if isinstance(exc, (Forbidden, NotFound)):
             raise
@@ -339,6 +345,37 @@ def create_comment(request: Request, post_id: int, db: DB, user: CurrentUser, bo
         access, post = post_access(db, user, post_id)
         return _post_page(request, db, user, access, post, error=exc.message, draft=body, status=exc.status_code)
     return _after_write(request, comment.screening, "comment", f"/posts/{post_id}#comment-{comment.id}")
+
+
+@router.post("/posts/{post_id}/accept")
+def accept_answer(request: Request, post_id: int, db: DB, user: CurrentUser,
+                  comment_id: Annotated[str, Form(max_length=20)] = ""):
+    """The asker accepts an answer (an empty ``comment_id`` accepts none)."""
+    access, post = post_access(db, user, post_id)
+    chosen = int(comment_id) if comment_id.strip().isdigit() else None
+    if comment_id.strip() and chosen is None:
+        raise InvalidInput("That comment is not an answer to this question.", field="comment_id")
+    try:
+        service.accept_answer(db, access, post, chosen)
+    except PeerliftError as exc:
+        if isinstance(exc, (Forbidden, NotFound)):
+            raise
+        db.rollback()
+        access, post = post_access(db, user, post_id)
+        return _post_page(request, db, user, access, post, error=exc.message, status=exc.status_code)
+    return RedirectResponse(f"/posts/{post_id}#comment-{chosen}" if chosen else f"/posts/{post_id}", status_code=303)
+
+
+@router.get("/communities/{community_id}/awaiting")
+def awaiting_professional(request: Request, community_id: int, db: DB, user: CurrentUser):
+    """The community's questions for professionals that no verified professional has answered yet."""
+    from peerlift.professionals.service import verified_labels
+    from peerlift.policy import community_access
+
+    access = community_access(db, user, community_id)
+    return page(request, "awaiting.html", {"circle": access.space, "access": access,
+                                           "questions": queries.awaiting_professional(db, access),
+                                           "my_profession": verified_labels(db, [user.id]).get(user.id)})
 
 
 @router.get("/posts/{post_id}/edit")

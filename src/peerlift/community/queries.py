@@ -29,6 +29,8 @@ from peerlift.db import utcnow
 from peerlift.errors import InvalidInput, NotFound
 from peerlift.identity.models import User
 from peerlift.policy import MODERATOR_ROLES, AccessibleSpaceID, CircleAccess
+from peerlift.professionals.models import Professional, Status, label_of
+from peerlift.settings import get_settings
 
 
 @dataclass
@@ -38,11 +40,12 @@ class Person:
     handle: str
     pronouns: str = ""
     circle_role: str | None = None
+    professional: str | None = None  # the profession of a verified professional ("nurse"), shown as a badge
 
     @classmethod
-    def of(cls, user: User, circle_role: CircleRole | None = None) -> Person:
+    def of(cls, user: User, circle_role: CircleRole | None = None, professional: str | None = None) -> Person:
         return cls(user.id, user.display_name, user.handle, user.pronouns,
-                   circle_role.value if circle_role else None)
+                   circle_role.value if circle_role else None, professional)
 
 
 ANONYMOUS_NAME = "Anonymous member"
@@ -50,18 +53,21 @@ PSEUDONYM_FALLBACK = "Community member"
 
 
 def shown_person(access: CircleAccess, user: User, circle_role: CircleRole | None = None, *,
-                 anonymous: bool = False) -> Person:
+                 anonymous: bool = False, professional: str | None = None) -> Person:
     """A person as this viewer sees them in this space. Circles show real names. Open communities show
     the community name only, with no handle or pronouns, and no account id except to the community's
     moderators (facilitators, clinicians) and the person themselves. An anonymous post's author is
-    "Anonymous member" to everyone but its author and the moderators."""
+    "Anonymous member" to everyone but its author and the moderators, and never carries a badge.
+    ``professional``: the person's profession when they are a verified professional now (the badge)."""
+    if anonymous:
+        professional = None
     if access.space.kind != SpaceKind.community:
-        return Person.of(user, circle_role)
+        return Person.of(user, circle_role, professional)
     trusted = access.membership.role in MODERATOR_ROLES or user.id == access.user.id
     if anonymous and not trusted:
         return Person(0, ANONYMOUS_NAME, "")
     return Person(user.id if trusted else 0, user.pseudonym or PSEUDONYM_FALLBACK, "", "",
-                  circle_role.value if circle_role else None)
+                  circle_role.value if circle_role else None, professional)
 
 
 @dataclass
@@ -105,6 +111,11 @@ class PostView:
     visibility: str = "visible"
     removed_reason: str = ""
     anonymous: bool = False
+    is_question: bool = False
+    for_professionals: bool = False
+    accepted_comment_id: int | None = None
+    with_clinical_team: bool = False  # a question that triaged red or crisis: escalated, not awaiting answers
+    can_accept: bool = False          # the asker, who accepts an answer
 
 
 @dataclass
@@ -124,6 +135,10 @@ class CommentView:
     replies: list[CommentView] = field(default_factory=list)
     visibility: str = "visible"
     removed_reason: str = ""
+    as_professional: bool = False          # written as a professional answer
+    professional_answer: str | None = None  # ... by someone verified now: their profession ("nurse")
+    accepted: bool = False
+    disclaimer: str | None = None           # the installation's disclaimer, on every professional answer
 
 
 @dataclass
@@ -149,14 +164,41 @@ class CircleSummary:
 
 # --- helpers --------------------------------------------------------------------------
 
-def _circle_roles(session: Session, space_id: int, user_ids: set[int]) -> dict[int, CircleRole]:
+def _roles_and_badges(session: Session, space_id: int,
+                      user_ids: set[int]) -> tuple[dict[int, CircleRole], dict[int, str]]:
+    """Each author's role in the space, and the profession of those verified as professionals now,
+    in one statement."""
     if not user_ids:
-        return {}
+        return {}, {}
+    verified = (select(Professional.user_id, Professional.profession, Professional.profession_other)
+                .where(Professional.status == Status.verified.value, Professional.user_id.in_(user_ids)).subquery())
     rows = session.execute(
-        select(Membership.user_id, Membership.role)
-        .where(Membership.space_id == space_id, Membership.user_id.in_(user_ids))
+        select(User.id, Membership.role, verified.c.profession, verified.c.profession_other)
+        .select_from(User)
+        .outerjoin(Membership, and_(Membership.user_id == User.id, Membership.space_id == space_id))
+        .outerjoin(verified, verified.c.user_id == User.id)
+        .where(User.id.in_(user_ids))
     ).all()
-    return dict(rows)
+    roles = {user_id: role for user_id, role, _p, _o in rows if role is not None}
+    badges = {user_id: label_of(profession, other) for user_id, _r, profession, other in rows if profession}
+    return roles, badges
+
+
+def _with_clinical_team(session: Session, post_ids: list[int]) -> set[int]:
+    """Those of the questions ``post_ids`` that triaged red or crisis and went to escalation (and were not
+    found to be without risk)."""
+    if not post_ids:
+        return set()
+    return set(session.scalars(_escalated_posts().where(_escalated_posts().selected_columns[0].in_(post_ids))))
+
+
+def _escalated_posts():
+    """Posts with an escalation about them that is open, or was closed other than as "no risk"."""
+    from peerlift.safety.models import Escalation, EscalationStatus
+
+    return select(Escalation.object_id).where(
+        Escalation.object_type == "post",
+        or_(Escalation.status != EscalationStatus.resolved, Escalation.outcome.not_in(("no_risk", "released"))))
 
 
 def _reaction_counts(session: Session, viewer_id: int, column, ids: list[int]) -> tuple[dict, dict]:
@@ -215,20 +257,25 @@ def _poll_views(session: Session, access: CircleAccess, post_ids: list[int]) -> 
 
 def _post_views(session: Session, access: CircleAccess, posts: list[Post]) -> list[PostView]:
     ids = [p.id for p in posts]
-    roles = _circle_roles(session, access.space.id, {p.author_id for p in posts})
+    roles, badges = _roles_and_badges(session, access.space.id, {p.author_id for p in posts})
     counts, mine = _reaction_counts(session, access.user.id, Reaction.post_id, ids)
     polls = _poll_views(session, access, ids)
+    escalated = _with_clinical_team(session, [p.id for p in posts if p.is_question])
     last_read = access.membership.last_read_post_id
     return [
         PostView(
             id=p.id, circle_id=p.space_id,
-            author=shown_person(access, p.author, roles.get(p.author_id), anonymous=p.anonymous),
+            author=shown_person(access, p.author, roles.get(p.author_id), anonymous=p.anonymous,
+                                professional=badges.get(p.author_id)),
             body=p.body, body_html=p.body_html, created_at=p.created_at, edited_at=p.edited_at,
             pinned=p.pinned_at is not None, comment_count=p.comment_count,
             reactions=counts.get(p.id, {}), my_reactions=mine.get(p.id, []), poll=polls.get(p.id),
             unread=p.id > last_read and p.author_id != access.user.id,
             can_edit=access.can_edit(p.author_id), can_delete=access.can_delete(p.author_id),
             visibility=p.visibility, removed_reason=p.removed_reason, anonymous=p.anonymous,
+            is_question=p.is_question, for_professionals=p.for_professionals,
+            accepted_comment_id=p.accepted_comment_id, with_clinical_team=p.id in escalated,
+            can_accept=p.is_question and p.author_id == access.user.id,
         )
         for p in posts
     ]
@@ -305,23 +352,30 @@ def comments(session: Session, access: CircleAccess, post: Post) -> list[Comment
                or_(Comment.visibility == "visible", Comment.author_id == access.user.id))
         .order_by(Comment.id)
     ))
-    roles = _circle_roles(session, access.space.id, {c.author_id for c in rows})
+    roles, badges = _roles_and_badges(session, access.space.id, {c.author_id for c in rows})
     counts, mine = _reaction_counts(session, access.user.id, Reaction.comment_id, [c.id for c in rows])
+    disclaimer = get_settings().answer_disclaimer
     top: list[CommentView] = []
     by_id: dict[int, CommentView] = {}
     for c in rows:
+        answer = badges.get(c.author_id) if c.as_professional else None
         view = CommentView(
-            id=c.id, post_id=c.post_id, parent_id=c.parent_id, author=shown_person(access, c.author, roles.get(c.author_id)),
+            id=c.id, post_id=c.post_id, parent_id=c.parent_id,
+            author=shown_person(access, c.author, roles.get(c.author_id), professional=badges.get(c.author_id)),
             body=c.body, body_html=c.body_html, created_at=c.created_at, edited_at=c.edited_at,
             reactions=counts.get(c.id, {}), my_reactions=mine.get(c.id, []),
             can_edit=access.can_edit(c.author_id), can_delete=access.can_delete(c.author_id),
             visibility=c.visibility, removed_reason=c.removed_reason,
+            as_professional=c.as_professional, professional_answer=answer,
+            accepted=post.is_question and c.parent_id is None and c.id == post.accepted_comment_id,
+            disclaimer=disclaimer if c.as_professional else None,
         )
         by_id[c.id] = view
         if c.parent_id is None:
             top.append(view)
         elif c.parent_id in by_id:
             by_id[c.parent_id].replies.append(view)
+    top.sort(key=lambda view: not view.accepted)  # the accepted answer first, the rest oldest first
     return top
 
 
@@ -404,11 +458,16 @@ def members(session: Session, access: CircleAccess) -> list[Person]:
         else_=3,
     )
     name = User.pseudonym if access.space.kind == SpaceKind.community else User.display_name
+    verified = (select(Professional.user_id, Professional.profession, Professional.profession_other)
+                .where(Professional.status == Status.verified.value).subquery())
     rows = session.execute(
-        select(User, Membership.role).join(Membership, Membership.user_id == User.id)
+        select(User, Membership.role, verified.c.profession, verified.c.profession_other)
+        .join(Membership, Membership.user_id == User.id)
+        .outerjoin(verified, verified.c.user_id == User.id)
         .where(Membership.space_id == access.space_id).order_by(order, name)
     ).all()
-    return [shown_person(access, user, role) for user, role in rows]
+    return [shown_person(access, user, role, professional=label_of(profession, other) if profession else None)
+            for user, role, profession, other in rows]
 
 
 # --- open communities ----------------------------------------------------------------------
@@ -541,3 +600,30 @@ def message_partners(session: Session, user: User) -> list[Person]:
         .distinct().order_by(User.display_name)
     ).all()
     return [Person.of(u) for u in candidates if may_message(session, user, u)]
+
+
+# --- questions ----------------------------------------------------------------------------------
+
+def answered_by_professional(verified_only: bool = True):
+    """The posts that have a visible answer (a top-level comment) written as a professional by someone
+    verified now: a select of post ids."""
+    query = select(Comment.post_id).where(Comment.as_professional.is_(True), Comment.parent_id.is_(None),
+                                          Comment.deleted_at.is_(None), Comment.visibility == "visible")
+    if verified_only:
+        query = query.where(Comment.author_id.in_(
+            select(Professional.user_id).where(Professional.status == Status.verified.value)))
+    return query
+
+
+def awaiting_professional(session: Session, access: CircleAccess, *, limit: int = 50) -> list[PostView]:
+    """The questions for professionals in this space that no verified professional has answered yet,
+    oldest first (the longest waiting on top). Questions with the clinical team are not among them."""
+    escalated = _escalated_posts()
+    rows = list(session.scalars(
+        select(Post).options(joinedload(Post.author))
+        .where(Post.space_id == access.space_id, Post.is_question.is_(True), Post.for_professionals.is_(True),
+               Post.deleted_at.is_(None), Post.visibility == "visible",
+               Post.id.not_in(answered_by_professional()), Post.id.not_in(escalated))
+        .order_by(Post.id).limit(limit)))
+    return _post_views(session, access, rows)
+

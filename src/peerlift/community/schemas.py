@@ -21,6 +21,8 @@ class PersonOut(_Out):
     handle: str
     pronouns: str
     circle_role: str | None = None
+    professional: str | None = Field(None, description="A verified professional's profession (shown as a badge: "
+                                                       "\"Verified nurse\"); null for everyone else")
 
 
 class CircleOut(_Out):
@@ -89,6 +91,9 @@ class PostIn(_In):
     body: str = Field(max_length=200_000)
     poll: PollIn | None = None
     anonymous: bool = Field(False, description="Open communities that allow it: members see \"Anonymous member\"")
+    question: bool = Field(False, description="A question: its comments are answers, the asker accepts one")
+    for_professionals: bool = Field(False, description="A question for verified professionals (implies question): "
+                                                       "listed as awaiting a professional until one answers")
     confirm_personal_information: bool = Field(
         False, description="Post even though the text seems to hold a phone number, email, address or full name")
 
@@ -145,6 +150,12 @@ class PostOut(_Out):
     visibility: str = Field("visible", description="visible, held (for review) or removed")
     removed_reason: str = ""
     anonymous: bool = Field(False, description="Posted anonymously (the community's moderators still see who)")
+    is_question: bool = False
+    for_professionals: bool = False
+    accepted_comment_id: int | None = Field(None, description="The answer the asker accepted")
+    with_clinical_team: bool = Field(False, description="A question that triaged red or crisis: a clinician was "
+                                                        "alerted, and it does not wait for answers")
+    can_accept: bool = Field(False, description="The viewer asked this question and may accept an answer")
     safety: ScreeningOut | None = Field(None, description="Only in the answer to the author's own write")
 
 
@@ -163,6 +174,12 @@ class RevisionOut(BaseModel):
 class CommentIn(_In):
     body: str = Field(max_length=200_000)
     parent_id: int | None = None
+    as_professional: bool = Field(False, description="Answer a question as a verified professional (403 for anyone "
+                                                     "who is not verified)")
+
+
+class AcceptIn(_In):
+    comment_id: int | None = Field(description="The answer to accept; null to accept none")
 
 
 class CommentPatch(_In):
@@ -185,6 +202,12 @@ class CommentOut(_Out):
     replies: list[CommentOut] = []
     visibility: str = "visible"
     removed_reason: str = ""
+    as_professional: bool = Field(False, description="Written as an answer from a verified professional")
+    professional_answer: str | None = Field(
+        None, description="The profession of a professional answer whose author is verified now; null when "
+                          "the verification has since ended")
+    accepted: bool = Field(False, description="The answer the asker accepted")
+    disclaimer: str | None = Field(None, description="The installation's disclaimer, on every professional answer")
     safety: ScreeningOut | None = None
 
 

@@ -397,7 +397,9 @@ def _audience(access: CircleAccess, screening: safety.Screening) -> Audience:
 def create_post(session: Session, access: CircleAccess, body: str, *, poll_question: str | None = None,
                 poll_options: Sequence[str] | None = None, poll_multiple: bool = False,
                 poll_closes_at: dt.datetime | None = None, confirm_personal_information: bool = False,
-                anonymous: bool = False) -> Post:
+                anonymous: bool = False, question: bool = False, for_professionals: bool = False) -> Post:
+    """A post; ``question`` makes it a question (its top-level comments are answers, one of which the
+    asker may accept), ``for_professionals`` a question that waits for a verified professional."""
     if not access.can_post:
         raise Forbidden("This circle is archived; nothing new can be posted.")
     body = check_body(body, limit=get_settings().post_max_chars)
@@ -406,19 +408,23 @@ def create_post(session: Session, access: CircleAccess, body: str, *, poll_quest
                            field="anonymous")
     if anonymous and not access.space.allow_anonymous:
         raise InvalidInput("This community does not allow anonymous posts.", field="anonymous")
+    is_question = bool(question or for_professionals)
     has_poll = poll_options is not None or poll_question is not None
     if has_poll:
-        question, options = _check_poll(poll_question or "", poll_options or [], poll_closes_at)
+        poll_text, options = _check_poll(poll_question or "", poll_options or [], poll_closes_at)
     safety.check_can_write(session, access)
     safety.check_personal_information(body, confirm_personal_information)
     html, mentions = _render_with_mentions(session, access.space.id, body)
     post = Post(space_id=access.space.id, author_id=access.user.id, body=body, body_html=html,
-                anonymous=bool(anonymous))
+                anonymous=bool(anonymous), is_question=is_question, for_professionals=bool(for_professionals))
     session.add(post)
     session.flush()
     post.screening = safety.screen(session, access, "post", post)
+    if is_question and post.screening.escalation_id is not None:
+        post.screening.message += (" Your question has gone to a clinician straight away instead of waiting for "
+                                   "answers from the community.")
     if has_poll:
-        poll = Poll(post_id=post.id, question=question, multiple=poll_multiple, closes_at=poll_closes_at)
+        poll = Poll(post_id=post.id, question=poll_text, multiple=poll_multiple, closes_at=poll_closes_at)
         poll.options = [PollOption(position=i, text=text) for i, text in enumerate(options)]
         session.add(poll)
         session.flush()
@@ -428,7 +434,8 @@ def create_post(session: Session, access: CircleAccess, body: str, *, poll_quest
     publish(session, "post.created", _audience(access, post.screening), actor_id=access.user.id,
             object_type="post", object_id=post.id,
             data={"circle_id": access.space.id, "post_id": post.id, "has_poll": has_poll,
-                  "length": len(body), **_anonymous(post)})
+                  "length": len(body), **({"question": True, "for_professionals": post.for_professionals}
+                                          if is_question else {}), **_anonymous(post)})
     return post
 
 
@@ -495,10 +502,14 @@ def set_pinned(session: Session, access: CircleAccess, post: Post, pinned: bool)
 # --- comments -------------------------------------------------------------------------------
 
 def create_comment(session: Session, access: CircleAccess, post: Post, body: str,
-                   parent_id: int | None = None) -> Comment:
+                   parent_id: int | None = None, *, as_professional: bool = False) -> Comment:
+    """A comment, or a reply to one. ``as_professional``: an answer to a question from a verified
+    professional, marked as such (anyone else is refused, and nothing is written)."""
     if not access.can_post:
         raise Forbidden("This circle is archived; nothing new can be posted.")
     body = check_body(body, limit=MAX_COMMENT_CHARS, what="comment")
+    if as_professional:
+        check_professional_answer(session, access, post, parent_id)
     safety.check_can_write(session, access)
     if parent_id is not None:
         parent = session.get(Comment, parent_id)
@@ -508,7 +519,8 @@ def create_comment(session: Session, access: CircleAccess, post: Post, body: str
             raise InvalidInput("Replies go one level deep: reply to the first comment of the thread.",
                                field="parent_id")
     html, mentions = _render_with_mentions(session, access.space.id, body)
-    comment = Comment(post_id=post.id, parent_id=parent_id, author_id=access.user.id, body=body, body_html=html)
+    comment = Comment(post_id=post.id, parent_id=parent_id, author_id=access.user.id, body=body, body_html=html,
+                      as_professional=bool(as_professional))
     session.add(comment)
     session.execute(update(Post).where(Post.id == post.id).values(comment_count=Post.comment_count + 1))
     session.flush()
@@ -520,8 +532,54 @@ def create_comment(session: Session, access: CircleAccess, post: Post, body: str
     publish(session, "comment.created", _audience(access, comment.screening), actor_id=access.user.id,
             object_type="comment", object_id=comment.id,
             data={"circle_id": access.space.id, "post_id": post.id, "comment_id": comment.id,
-                  "parent_id": parent_id, "post_author_id": post.author_id, "length": len(body)})
+                  "parent_id": parent_id, "post_author_id": post.author_id, "length": len(body),
+                  **({"as_professional": True} if as_professional else {})})
     return comment
+
+
+def check_professional_answer(session: Session, access: CircleAccess, post: Post, parent_id: int | None) -> None:
+    from peerlift.professionals import service as professionals
+
+    if professionals.verified(session, access.user.id) is None:
+        raise Forbidden("Only verified professionals can answer as a professional. Apply from your profile, "
+                        "or answer as yourself without \"as a professional\".", field="as_professional")
+    if not post.is_question:
+        raise InvalidInput("Only an answer to a question can be written as a professional; this post is not a "
+                           "question.", field="as_professional")
+    if parent_id is not None:
+        raise InvalidInput("An answer as a professional answers the question itself, not a reply to a comment.",
+                           field="as_professional")
+
+
+def accept_answer(session: Session, access: CircleAccess, post: Post, comment_id: int | None) -> Post:
+    """The asker accepts one answer to their question (or, with ``None``, none); the answerer hears of it."""
+    if post.author_id != access.user.id:
+        raise Forbidden("Only the person who asked can accept an answer.", field="post_id")
+    if not post.is_question:
+        raise InvalidInput("This post is not a question, so it has no answers to accept.", field="post_id")
+    comment = None
+    if comment_id is not None:
+        comment = session.get(Comment, comment_id)
+        if (comment is None or comment.post_id != post.id or comment.deleted_at is not None
+                or comment.visibility != "visible"):
+            raise InvalidInput("That comment is not an answer to this question.", field="comment_id")
+        if comment.parent_id is not None:
+            raise InvalidInput("Accept an answer to the question, not a reply to an answer.", field="comment_id")
+        if comment.author_id == access.user.id:
+            raise InvalidInput("Your own comment cannot be the accepted answer to your question.",
+                               field="comment_id")
+    if post.accepted_comment_id == comment_id:
+        return post
+    post.accepted_comment_id = comment_id
+    session.flush()
+    if comment is not None:
+        notify(session, user_id=comment.author_id, kind=Kind.answer_accepted,
+               actor_id=None if post.anonymous else access.user.id, space_id=access.space.id, post_id=post.id,
+               comment_id=comment.id)
+    publish(session, "answer.accepted" if comment is not None else "answer.unaccepted",
+            Audience(space_id=access.space.id), actor_id=access.user.id, object_type="post", object_id=post.id,
+            data={"circle_id": access.space.id, "post_id": post.id, "comment_id": comment_id, **_anonymous(post)})
+    return post
 
 
 def _notify_replies(session: Session, access: CircleAccess, post: Post, comment: Comment,
@@ -566,6 +624,8 @@ def delete_comment(session: Session, access: CircleAccess, comment: Comment) -> 
     comment.deleted_at = utcnow()
     session.execute(update(Post).where(Post.id == comment.post_id, Post.comment_count > 0)
                     .values(comment_count=Post.comment_count - 1))
+    session.execute(update(Post).where(Post.id == comment.post_id, Post.accepted_comment_id == comment.id)
+                    .values(accepted_comment_id=None))
     publish(session, "comment.deleted", Audience(space_id=access.space.id), actor_id=access.user.id,
             object_type="comment", object_id=comment.id,
             data={"circle_id": access.space.id, "post_id": comment.post_id, "comment_id": comment.id})

@@ -108,11 +108,13 @@ def logout(request: Request, db: DB, user: CurrentUser):
 
 @router.get("/profile")
 def profile(request: Request, db: DB, user: CurrentUser, saved: int = 0, withdrawn: int = 0):
+    from peerlift.professionals.service import current as professional_application
     from peerlift.research.pages import my_studies
 
     return page(request, "profile.html", {"timezones": TIMEZONES, "saved": bool(saved),
                                           "withdrawn": bool(withdrawn), "studies": my_studies(db, user),
-                                          "two_factor": two_factor.status(db, user)})
+                                          "two_factor": two_factor.status(db, user),
+                                          "professional": professional_application(db, user.id)})
 
 
 @router.post("/profile")

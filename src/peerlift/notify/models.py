@@ -20,6 +20,8 @@ class Kind(str, enum.Enum):
     escalation = "escalation"
     connection_request = "connection_request"
     connection_accepted = "connection_accepted"
+    professional_decision = "professional_decision"
+    answer_accepted = "answer_accepted"
 
 
 class Channel(str, enum.Enum):
@@ -45,6 +47,8 @@ DEFAULT_CHANNELS: dict[Kind, Channel] = {
     Kind.escalation: Channel.in_app,  # the escalation sends its own email, at once
     Kind.connection_request: Channel.in_app,
     Kind.connection_accepted: Channel.in_app,
+    Kind.professional_decision: Channel.email,
+    Kind.answer_accepted: Channel.in_app,
 }
 
 

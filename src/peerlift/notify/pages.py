@@ -21,6 +21,7 @@ KIND_LABELS = {
     Kind.message.value: "A private message",
     Kind.facilitator_answer.value: "My coach answers my post",
     Kind.prompt.value: "Messages from my programme",
+    Kind.answer_accepted.value: "Someone accepts my answer to their question",
 }
 
 

@@ -40,6 +40,8 @@ def _sentence(kind: Kind, actor: str, circle: str | None, text: str) -> str:
         Kind.escalation: text or "A member needs a clinician",
         Kind.connection_request: f"{actor} would like to connect with you",
         Kind.connection_accepted: f"{actor} accepted your request to connect",
+        Kind.professional_decision: text or "An admin decided on your application as a professional",
+        Kind.answer_accepted: f"{actor} accepted your answer{where}",
     }[kind]
 
 

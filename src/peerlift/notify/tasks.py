@@ -22,6 +22,9 @@ PHRASES = {
     Kind.message: ("private message", "private messages"),
     Kind.facilitator_answer: ("answer from your coach", "answers from your coach"),
     Kind.prompt: ("message from your programme", "messages from your programme"),
+    Kind.professional_decision: ("decision on your application as a professional",
+                                 "decisions on your applications as a professional"),
+    Kind.answer_accepted: ("accepted answer", "accepted answers"),
 }
 
 

@@ -292,6 +292,8 @@ def _writing(session: Session, user: User, drop: list[int], protected: set, now)
     session.execute(update(Comment).where(Comment.id.in_(blank_comments or [0])).values(
         body="", body_html="", deleted_at=func.coalesce(Comment.deleted_at, now))
         .execution_options(synchronize_session=False))
+    session.execute(update(Post).where(Post.accepted_comment_id.in_(comment_ids or [0])).values(
+        accepted_comment_id=None).execution_options(synchronize_session=False))
     # escalated writing: out of the circle's sight, kept for the clinician
     session.execute(update(Post).where(Post.id.in_(kept_posts or [0])).values(
         deleted_at=func.coalesce(Post.deleted_at, now), pinned_at=None).execution_options(synchronize_session=False))
@@ -392,6 +394,11 @@ def _person_records(session: Session, user: User, the_plan: DeletionPlan, protec
     session.execute(delete(ProfileCode).where(ProfileCode.user_id == user.id))
     if session.execute(delete(HealthProfile).where(HealthProfile.user_id == user.id)).rowcount:
         removed["health_profile"] = 1
+    from peerlift.professionals.models import Professional
+
+    professional = session.execute(delete(Professional).where(Professional.user_id == user.id)).rowcount
+    if professional:
+        removed["professional_applications"] = professional
     connections = session.execute(delete(ConnectionRequest).where(
         (ConnectionRequest.sender_id == user.id) | (ConnectionRequest.recipient_id == user.id))).rowcount
     if connections:

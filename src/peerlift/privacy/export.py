@@ -88,7 +88,8 @@ def _memberships(s: Session, u: User) -> list[dict]:
 
 
 POSTS = ("id", "circle_id", "circle_name", "body", "created_at", "edited_at", "deleted_at", "pinned_at",
-         "visibility", "removed_reason", "poll_question", "poll_options")
+         "visibility", "removed_reason", "poll_question", "poll_options", "is_question", "for_professionals",
+         "accepted_comment_id")
 
 
 def _posts(s: Session, u: User) -> list[dict]:
@@ -102,7 +103,8 @@ def _posts(s: Session, u: User) -> list[dict]:
     return [_row(POSTS, id=p.id, circle_id=p.space_id, circle_name=name, body=p.body, created_at=p.created_at,
                  edited_at=p.edited_at, deleted_at=p.deleted_at, pinned_at=p.pinned_at, visibility=p.visibility,
                  removed_reason=p.removed_reason, poll_question=poll.question if poll else None,
-                 poll_options=options.get(poll.id, []) if poll else None)
+                 poll_options=options.get(poll.id, []) if poll else None, is_question=p.is_question,
+                 for_professionals=p.for_professionals, accepted_comment_id=p.accepted_comment_id)
             for p, name, poll in rows]
 
 
@@ -117,13 +119,13 @@ def _post_revisions(s: Session, u: User) -> list[dict]:
 
 
 COMMENTS = ("id", "post_id", "parent_id", "circle_id", "body", "created_at", "edited_at", "deleted_at",
-            "visibility", "removed_reason")
+            "visibility", "removed_reason", "as_professional")
 
 
 def _comments(s: Session, u: User) -> list[dict]:
     return [_row(COMMENTS, id=c.id, post_id=c.post_id, parent_id=c.parent_id, circle_id=space_id, body=c.body,
                  created_at=c.created_at, edited_at=c.edited_at, deleted_at=c.deleted_at, visibility=c.visibility,
-                 removed_reason=c.removed_reason)
+                 removed_reason=c.removed_reason, as_professional=c.as_professional)
             for c, space_id in s.execute(select(Comment, Post.space_id).join(Post, Post.id == Comment.post_id)
                                          .where(Comment.author_id == u.id).order_by(Comment.id))]
 
@@ -415,6 +417,18 @@ def _helpful_votes(s: Session, u: User) -> list[dict]:
 
     return [_row(HELPFUL, id=v.id, target_type=v.target_type, target_id=v.target_id, created_at=v.created_at)
             for v in s.scalars(select(HelpfulVote).where(HelpfulVote.user_id == u.id).order_by(HelpfulVote.id))]
+PROFESSIONAL = ("id", "profession", "profession_other", "registration_number", "registry", "status", "applied_at",
+                "decided_at", "reason")
+
+
+def _professional_applications(s: Session, u: User) -> list[dict]:
+    """Applications to be shown as a verified professional, and the admins' decisions (not who decided)."""
+    from peerlift.professionals.models import Professional
+
+    return [_row(PROFESSIONAL, id=p.id, profession=p.profession, profession_other=p.profession_other,
+                 registration_number=p.registration_number, registry=p.registry_name, status=p.status,
+                 applied_at=p.applied_at, decided_at=p.decided_at, reason=p.reason)
+            for p in s.scalars(select(Professional).where(Professional.user_id == u.id).order_by(Professional.id))]
 
 
 KINDS: tuple[Kind, ...] = (
@@ -448,6 +462,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("experience_reports", "Your experience reports, including deleted and held ones", REPORTS,
          _experience_reports),
     Kind("helpful_votes", "Posts, answers and reports you marked helpful", HELPFUL, _helpful_votes),
+    Kind("professional_applications", "Your applications as a verified professional, and their outcome",
+         PROFESSIONAL, _professional_applications),
 )
 
 

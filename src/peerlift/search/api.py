@@ -19,11 +19,15 @@ def search(db: DB, user: CurrentUser,
            q: Annotated[str | None, Query(description=f"Words to find (at most {queries.MAX_QUERY_CHARS} "
                                                      "characters); every word must match")] = None,
            space_id: Annotated[int | None, Query(description="Only this circle or community")] = None,
-           author_type: Annotated[Literal["member", "staff"] | None,
-                                  Query(description="member: participants; staff: facilitators, "
-                                                    "clinicians and other staff")] = None,
+           author_type: Annotated[Literal["member", "staff", "professional"] | None,
+                                  Query(description="member: participants who are not verified professionals; "
+                                                    "staff: facilitators, clinicians and other staff; "
+                                                    "professional: verified professionals")] = None,
+           has_professional_answer: Annotated[bool, Query(description="Only questions that a verified "
+                                                                      "professional answered")] = False,
            limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 20,
            cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None):
-    results = queries.search(db, user, q, space_id=space_id, author_type=author_type, limit=limit, cursor=cursor)
+    results = queries.search(db, user, q, space_id=space_id, author_type=author_type,
+                             has_professional_answer=has_professional_answer, limit=limit, cursor=cursor)
     return SearchOut(query=results.query, next_cursor=results.next_cursor,
                      results=[SearchHitOut.model_validate(hit) for hit in results.hits])

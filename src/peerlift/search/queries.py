@@ -25,9 +25,14 @@ MAX_LIMIT = 50
 MAX_OFFSET = 1_000
 SNIPPET_CHARS = 220
 AUTHOR_TYPES = {
-    "member": (Role.participant,),
+    "member": (Role.participant,),  # ... who is not a verified professional
     "staff": (Role.facilitator, Role.clinician, Role.researcher, Role.admin),
+    "professional": None,           # a verified professional now, whatever their role
 }
+VERIFIED = "SELECT user_id FROM professional WHERE status = 'verified'"
+PROFESSIONAL_ANSWERED = (
+    "SELECT c.post_id FROM comment c JOIN professional pr ON pr.user_id = c.author_id AND pr.status = 'verified' "
+    "WHERE c.as_professional AND c.parent_id IS NULL AND c.deleted_at IS NULL AND c.visibility = 'visible'")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -43,6 +48,7 @@ class Hit:
     author_type: str
     created_at: dt.datetime
     snippet_html: Markup
+    author_professional: str | None = None
 
 
 @dataclass
@@ -79,13 +85,20 @@ def _sqlite_match(terms: list[str], space_ids: list[int]) -> str:
     return f"space_id : ({spaces}) AND body : ({words})"
 
 
-def _ranked(session: Session, terms: list[str], space_ids: list[int], roles: tuple[Role, ...] | None,
-            limit: int, offset: int) -> list[tuple]:
+def _ranked(session: Session, terms: list[str], space_ids: list[int], author_type: str | None,
+            limit: int, offset: int, has_professional_answer: bool = False) -> list[tuple]:
     by_author = ""
     params: dict = {"limit": limit, "offset": offset}
+    roles = AUTHOR_TYPES.get(author_type) if author_type else None
     if roles is not None:
         by_author = "AND d.author_id IN (SELECT id FROM user_account WHERE role IN :roles)"
         params["roles"] = [role.value for role in roles]
+    if author_type == "member":
+        by_author += f" AND d.author_id NOT IN ({VERIFIED})"
+    elif author_type == "professional":
+        by_author = f"AND d.author_id IN ({VERIFIED})"
+    if has_professional_answer:
+        by_author += f" AND d.kind = 'post' AND d.object_id IN ({PROFESSIONAL_ANSWERED})"
     if session.get_bind().dialect.name == "postgresql":
         sql = text(f"""
             SELECT d.kind, d.object_id, d.space_id, d.author_id, d.created_at, d.body
@@ -107,16 +120,16 @@ def _ranked(session: Session, terms: list[str], space_ids: list[int], roles: tup
 
 
 def search(session: Session, user: User, q: str | None, *, space_id: int | None = None,
-           author_type: str | None = None, limit: int = 20, cursor: str | None = None) -> Results:
+           author_type: str | None = None, has_professional_answer: bool = False, limit: int = 20,
+           cursor: str | None = None) -> Results:
+    """``author_type``: member (participants who are not verified professionals), staff, or professional
+    (verified now); ``has_professional_answer``: only questions a verified professional answered."""
     terms = terms_of(q)
     offset = offset_of(cursor)
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"The limit is between 1 and {MAX_LIMIT}.", field="limit")
-    roles = None
-    if author_type:
-        if author_type not in AUTHOR_TYPES:
-            raise InvalidInput(f"The author type is one of: {', '.join(AUTHOR_TYPES)}.", field="author_type")
-        roles = AUTHOR_TYPES[author_type]
+    if author_type and author_type not in AUTHOR_TYPES:
+        raise InvalidInput(f"The author type is one of: {', '.join(AUTHOR_TYPES)}.", field="author_type")
     spaces = searchable_spaces(session, user)
     if space_id is not None:
         if space_id not in spaces:
@@ -124,10 +137,11 @@ def search(session: Session, user: User, q: str | None, *, space_id: int | None 
         spaces = [space_id]
     if not spaces:
         return Results(q or "", terms, [], None)
-    rows = _ranked(session, terms, list(spaces), roles, limit + 1, offset)
+    rows = _ranked(session, terms, list(spaces), author_type or None, limit + 1, offset,
+                   has_professional_answer=has_professional_answer)
     more = len(rows) > limit
     rows = rows[:limit]
-    hits = _hits(session, user, terms, rows, filtered_by_author=roles is not None)
+    hits = _hits(session, user, terms, rows, filtered_by_author=bool(author_type))
     return Results(q or "", terms, hits, str(offset + limit) if more else None)
 
 
@@ -152,6 +166,9 @@ def _hits(session: Session, user: User, terms: list[str], rows: list[tuple], *,
         if ids:
             anonymous.update((name, object_id) for object_id in kind.anonymous(session, ids))
     accesses = {space_id: circle_access(session, user, space_id) for space_id in {row[2] for row in rows}}
+    from peerlift.professionals.service import verified_labels
+
+    badges = verified_labels(session, authors)
     hits = []
     for kind, object_id, space_id, author_id, created_at, body in rows:
         url = links.get((kind, object_id))
@@ -159,15 +176,16 @@ def _hits(session: Session, user: User, terms: list[str], rows: list[tuple], *,
         if url is None or author is None:
             continue
         hidden = (kind, object_id) in anonymous
-        shown = shown_person(accesses[space_id], author, anonymous=hidden)
+        shown = shown_person(accesses[space_id], author, anonymous=hidden, professional=badges.get(author_id))
         concealed = hidden and shown.id != author_id
         if filtered_by_author and concealed:
             continue  # an anonymous author is never picked out by their role
+        author_type = ("member" if concealed or (author.role == Role.participant and not shown.professional)
+                       else "professional" if shown.professional else "staff")
         hits.append(Hit(kind=kind, id=object_id, url=url, space_id=space_id, space_name=spaces.get(space_id, ""),
-                        author_id=shown.id, author_name=shown.display_name,
-                        author_type="member" if concealed or author.role == Role.participant else "staff",
+                        author_id=shown.id, author_name=shown.display_name, author_type=author_type,
                         created_at=created_at if isinstance(created_at, dt.datetime) else _parse(created_at),
-                        snippet_html=snippet(body, terms)))
+                        snippet_html=snippet(body, terms), author_professional=shown.professional))
     return hits
 
 

@@ -16,7 +16,8 @@ class SearchHitOut(BaseModel):
     space_name: str
     author_id: int
     author_name: str
-    author_type: Literal["member", "staff"]
+    author_type: Literal["member", "staff", "professional"]
+    author_professional: str | None = Field(None, description="The profession of a verified professional author")
     created_at: dt.datetime
     snippet_html: str = Field(description="A passage around the match, HTML-escaped; matches in <mark>")
 

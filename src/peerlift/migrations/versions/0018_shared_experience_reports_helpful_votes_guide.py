@@ -2,7 +2,7 @@
 
 Revision ID: 0018
 Revises: 0017
-Create Date: 2026-12-10 10:00:00.000000
+Create Date: 2026-11-25 10:00:00.000000
 """
 from alembic import op
 import sqlalchemy as sa

@@ -1,0 +1,1 @@
+"""Verified professionals: applications, an admin's decision, and the badge shown wherever they write."""
