@@ -94,7 +94,7 @@ def personal_information(text: Annotated[str, typer.Argument(help="The text to c
 def train(paths: Annotated[list[Path], typer.Argument(help="YAML lists of {text, level} cases")],
           out: Annotated[Path, typer.Option("--out", help="Where to write the model (JSON)")],
           max_false_alarm: Annotated[float, typer.Option(help="Most green cases raised to red or crisis, "
-                                                                 "with the rules, in cross-validation")] = 0.04) -> None:
+                                                                 "with the rules, in cross-validation, in each file")] = 0.04) -> None:
     """Train the learned second opinion on labelled sentences (needs scikit-learn: pip install
     'peerlift[train]'). The threshold is chosen by 5-fold cross-validation."""
     from ruamel.yaml import YAML
@@ -108,6 +108,7 @@ def train(paths: Annotated[list[Path], typer.Argument(help="YAML lists of {text,
         err.print("Training needs scikit-learn: pip install 'peerlift[train]'", markup=False)
         raise typer.Exit(1)
     cases: list[dict] = []
+    groups: list[str] = []
     for path in paths:
         try:
             loaded = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
@@ -120,8 +121,10 @@ def train(paths: Annotated[list[Path], typer.Argument(help="YAML lists of {text,
             err.print(f"{path}: case {bad[0] if bad else 1}: needs text and a level", markup=False)
             raise typer.Exit(1)
         cases += loaded
+        groups += [path.name] * len(loaded)
     rules = load()  # rules alone: the model is the second opinion to them
-    data, figures = fit(cases, rules_level=lambda text: rules.triage(text).level, max_false_alarm=max_false_alarm)
+    data, figures = fit(cases, rules_level=lambda text: rules.triage(text).level, max_false_alarm=max_false_alarm,
+                        groups=groups)
     data["about"]["files"] = [p.name for p in paths]
     out.write_text(json.dumps(data, separators=(",", ":"), ensure_ascii=False), encoding="utf-8")
     print(json.dumps(figures, indent=2))
