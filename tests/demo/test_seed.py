@@ -20,7 +20,7 @@ def test_demo_seed(sqlite_database, monkeypatch):
     with dbmod.transaction(write=False) as s:
         study = s.scalar(select(Study).where(Study.slug == "demo"))
         assert study is not None and s.scalar(select(func.count(Arm.id))) == 2
-        circles = s.scalars(select(Space).order_by(Space.id)).all()
+        circles = s.scalars(select(Space).where(Space.kind == "circle").order_by(Space.id)).all()
         assert len(circles) == 2 and all(c.arm_id for c in circles)
         members = lambda circle: set(s.scalars(  # noqa: E731
             select(User.email).join(Membership, Membership.user_id == User.id)
@@ -48,8 +48,38 @@ def test_demo_seed(sqlite_database, monkeypatch):
             QuestionnaireResponse.user_id == p01.id).group_by(QuestionnaireResponse.instrument_key)).all()
         assert dict(kinds) == {"phq9": 2, "gad7": 2}
         _check_enrolment(s, study)
+        _check_open_community(s)
     with dbmod.transaction() as s:
         assert demo.seed(s) is False  # running it again reuses what exists
+
+
+def _check_open_community(s):
+    """Beside the trial, an open community: members under community names, a verified nurse whose
+    professional answer the asker accepted, experience reports counted per treatment, helpful votes, a
+    guide, and none of its ordinary writing held or escalated."""
+    from peerlift.experience.models import ExperienceReport, GuideEntry, HelpfulVote
+    from peerlift.experience.queries import aggregates
+    from peerlift.professionals.models import Professional
+    from peerlift.safety.models import Escalation
+
+    space = s.scalar(select(Space).where(Space.kind == "community"))
+    assert space is not None and space.arm_id is None
+    nurse = s.scalar(select(User).where(User.email == "nurse@demo.test"))
+    assert s.scalar(select(Professional.status).where(Professional.user_id == nurse.id)) == "verified"
+    question = s.scalar(select(Post).where(Post.space_id == space.id, Post.for_professionals.is_(True)))
+    accepted = s.get(Comment, question.accepted_comment_id)
+    assert accepted.author_id == nurse.id and accepted.as_professional
+    assert s.scalar(select(func.count(ExperienceReport.id)).where(ExperienceReport.space_id == space.id)) == 5
+    assert s.scalar(select(func.count(HelpfulVote.id))) >= 8
+    assert s.scalar(select(GuideEntry.target_id).where(GuideEntry.space_id == space.id)) == accepted.id
+    members = s.scalars(select(User).join(Membership, Membership.user_id == User.id)
+                        .where(Membership.space_id == space.id)).all()
+    assert all(u.pseudonym for u in members)
+    assert s.scalar(select(func.count(Escalation.id)).where(Escalation.space_id == space.id)) == 0
+    assert s.scalar(select(func.count(Post.id)).where(Post.space_id == space.id,
+                                                      Post.visibility != "visible")) == 0
+    by_treatment = {row.treatment_key: row for row in aggregates(s, [space.id])}
+    assert by_treatment["A10BA02"].reports == 3 and by_treatment["A10BA02"].side_effects[0].term == "nausea"
 
 
 def _check_enrolment(s, study):

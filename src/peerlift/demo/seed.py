@@ -186,6 +186,9 @@ def seed(session: Session, progress: Callable[[str], None] | None = None) -> boo
                 community.send_message(session, sender, conversation_access(session, sender, conversation.id),
                                        text(m["body"]))
     session.flush()
+    say("open community")
+    _open_community(session, content["community"], people, timeline.now)
+    session.flush()
     say("research analytics")
     _analytics(session, study, people, timeline.now)
     session.flush()
@@ -193,6 +196,61 @@ def seed(session: Session, progress: Callable[[str], None] | None = None) -> boo
 
 
 SHIPPED = Path(__file__).resolve().parents[3] / "protocols"
+
+
+def _open_community(session: Session, c: dict, people: dict[str, User], now: dt.datetime) -> None:
+    """An open community beside the trial: members under community names, a nurse verified by the admin
+    answering a question as a professional (accepted by the asker), experience reports, helpful votes and
+    the facilitator's guide."""
+    from peerlift.experience import service as experience
+    from peerlift.professionals import service as professionals
+
+    with clock_at(now - dt.timedelta(days=9)):
+        space = community.create_community(session, people["coach"], name=c["name"], description=c["description"],
+                                           rules=c["rules"], timezone="Europe/London")
+        pro = c["professional"]
+        application = professionals.apply(session, people[pro["key"]], profession=pro["profession"],
+                                          registration_number=pro["registration_number"], registry=pro["registry"])
+        professionals.verify(session, people["admin"], application)
+        for m in c["members"]:
+            community.join_community(session, people[m["key"]], space, pseudonym=m["pseudonym"],
+                                     accept_guidelines=True)
+    session.flush()
+
+    def access(key: str):
+        return circle_access(session, people[key], space.id)
+
+    def helpful(keys: list[str], target_type: str, target) -> None:
+        for key in keys:
+            experience.set_helpful(session, access(key), target_type, target, True)
+
+    posts: list[tuple] = []
+    for day, p in enumerate(c["posts"]):
+        with clock_at(now - dt.timedelta(days=8 - 2 * day, hours=3)):
+            post = community.create_post(session, access(p["author"]), p["body"], question=bool(p.get("question")),
+                                         for_professionals=bool(p.get("for_professionals")))
+        answers = []
+        for hours, a in enumerate(p.get("answers", []), start=1):
+            with clock_at(now - dt.timedelta(days=8 - 2 * day, hours=3 - hours)):
+                answer = community.create_comment(session, access(a["author"]), post, a["body"],
+                                                  as_professional=bool(a.get("as_professional")))
+                helpful(a.get("helpful", []), "comment", answer)
+                if a.get("accepted"):
+                    community.accept_answer(session, access(p["author"]), post, answer.id)
+            answers.append(answer)
+        helpful(p.get("helpful", []), "post", post)
+        posts.append((post, answers))
+    for days, r in enumerate(c["experience"]):
+        with clock_at(now - dt.timedelta(days=7 - days)):
+            experience.create_report(session, access(r["author"]), treatment=r["treatment"],
+                                     duration_value=r.get("duration_value"), duration_unit=r["duration_unit"],
+                                     what_helped=r["what_helped"], side_effects=r["side_effects"],
+                                     would_recommend=r["would_recommend"])
+    for g in c["guide"]:
+        post, answers = posts[g["post"]]
+        target = answers[g["answer"]] if "answer" in g else post
+        experience.add_to_guide(session, access("coach"), target_type="comment" if "answer" in g else "post",
+                                target_id=target.id, heading=g["heading"])
 
 
 def _protocols(session: Session, coach: User, circles: list[Space], now: dt.datetime) -> None:
