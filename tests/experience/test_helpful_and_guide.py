@@ -6,16 +6,12 @@ import pytest
 
 from peerlift.experience.models import GuideEntry, HelpfulVote
 from tests.conftest import assert_error, count_rows, form_token
-from tests.experience.helpers import community, join, report
+from tests.experience.helpers import community, community_of_two, report
 
 
 @pytest.fixture
 def setup(world, client_for):
-    coach = client_for(world.coach)
-    community_id = community(coach)
-    alice, bob = client_for(world.alice), client_for(world.bob)
-    join(alice, community_id, "Calm Heron 42")
-    join(bob, community_id, "Brave Otter 17")
+    community_id, coach, alice, bob = community_of_two(world, client_for)
     post = alice.post(f"/api/v1/communities/{community_id}/posts", json={"body": "How do you cope with nausea?"})
     assert post.status_code == 201, post.text
     post_id = post.json()["id"]

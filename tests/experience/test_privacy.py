@@ -9,20 +9,11 @@ import zipfile
 from peerlift.experience.models import ExperienceReport, HelpfulVote
 from peerlift.db import transaction
 from tests.conftest import PASSWORD
-from tests.experience.helpers import community, join, report
-
-
-def _setup(world, client_for):
-    coach = client_for(world.coach)
-    community_id = community(coach)
-    alice, bob = client_for(world.alice), client_for(world.bob)
-    join(alice, community_id, "Calm Heron 42")
-    join(bob, community_id, "Brave Otter 17")
-    return community_id, coach, alice, bob
+from tests.experience.helpers import community_of_two, report
 
 
 def test_the_download_holds_my_reports_and_my_helpful_votes_only(world, client_for):
-    community_id, _coach, alice, bob = _setup(world, client_for)
+    community_id, _coach, alice, bob = community_of_two(world, client_for)
     mine = report(alice, community_id, side_effects=["nausea", "tiredness"]).json()
     theirs = report(bob, community_id, treatment="Walking").json()
     alice.put(f"/api/v1/experience-reports/{theirs['id']}/helpful")
@@ -37,7 +28,7 @@ def test_the_download_holds_my_reports_and_my_helpful_votes_only(world, client_f
 
 
 def test_deleting_the_account_blanks_and_deletes_reports_and_removes_votes(world, client_for):
-    community_id, coach, alice, bob = _setup(world, client_for)
+    community_id, coach, alice, bob = community_of_two(world, client_for)
     mine = report(alice, community_id, what_helped="Ginger tea.").json()
     theirs = report(bob, community_id, treatment="Walking").json()
     alice.put(f"/api/v1/experience-reports/{theirs['id']}/helpful")

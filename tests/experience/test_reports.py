@@ -11,17 +11,12 @@ from peerlift.db import transaction
 from peerlift.safety.models import Escalation, ReviewItem
 from sqlalchemy import select
 from tests.conftest import assert_error, count_rows, form_token
-from tests.experience.helpers import community, join, report
+from tests.experience.helpers import community, community_of_two, join, report
 
 
 @pytest.fixture
 def setup(world, client_for):
-    coach = client_for(world.coach)
-    community_id = community(coach)
-    alice, bob = client_for(world.alice), client_for(world.bob)
-    join(alice, community_id, "Calm Heron 42")
-    join(bob, community_id, "Brave Otter 17")
-    return community_id, coach, alice, bob
+    return community_of_two(world, client_for)
 
 
 def test_a_member_reports_a_medicine_by_its_code(setup):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.experience.helpers import community, join, report
+from tests.experience.helpers import community, community_of_two, join, report
 
 
 def _found(client, q):
@@ -40,11 +40,7 @@ def test_search_finds_a_report_only_for_those_who_can_see_it(world, client_for):
 
 
 def test_an_anonymous_report_hides_its_author_in_results(world, client_for):
-    coach = client_for(world.coach)
-    community_id = community(coach)
-    alice, bob = client_for(world.alice), client_for(world.bob)
-    join(alice, community_id, "Calm Heron 42")
-    join(bob, community_id, "Brave Otter 17")
+    community_id, coach, alice, bob = community_of_two(world, client_for)
     report(alice, community_id, what_helped="Cold water swimming.", anonymous=True)
     hits = bob.get("/api/v1/search", params={"q": "swimming"}).json()["results"]
     assert [(h["author_name"], h["author_id"]) for h in hits] == [("Anonymous member", 0)]
