@@ -67,6 +67,14 @@ def test_levels(lexicon, text, level):
     ("Thinking of stopping my metformin, going to ask the GP about the slow release version first", "green"),
     ("Stockpiling my insulin pens because the pharmacy keeps running out", "green"),
     ("Everything's sorted, the dog is at my sister's. I won't be needing him after tonight.", "crisis"),
+    # without an essential medicine; nobody would notice; cuts getting deeper; the only one who tried
+    ("Ran out of my lithium on Friday and the chemist can't get more till Tuesday", "red"),
+    ("Ran out of milk so had my porridge with water", "green"),
+    ("no one would even care if i disappeared tbh", "red"),
+    # (amber from its low-mood words; not red, the wish needs the sentence to end at "vanished")
+    ("Nobody would notice if I vanished from this chat for a week, it's that busy", "amber"),
+    ("the cuts on my arm are deeper than last time", "red"),
+    ("you were the only one who ever listened. thank you", "red"),
 ])
 def test_ordinary_contexts_set_aside_and_indirect_risk_counts(lexicon, text, level):
     assert lexicon.triage(text).level == level
