@@ -87,9 +87,15 @@ def test_an_ordinary_context_is_named_in_the_reason(lexicon):
     assert joke.set_aside == "joke" and "flagged as a joke" in joke.describe()
 
 
+# the labelled sets the rules were developed on; newer sets were measured unseen (README, Risk triage)
+DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", 2, 3, 4, 5, 6, 7, 8, 9)), "triage_ordinary")
+
+
 def test_every_development_set_keeps_green_writing_below_red(lexicon):
-    """Rules alone: on every labelled set, at most 2% of green sentences are raised to red or crisis."""
-    for path in sorted(DATA.glob("triage_*.yaml")):
+    """Rules alone: on every set the rules were developed on, at most 2% of green sentences are raised
+    to red or crisis."""
+    for name in DEVELOPMENT_SETS:
+        path = DATA / f"{name}.yaml"
         result = evaluate(YAML(typ="safe").load(path.read_text()), lexicon)
         assert result.false_alarm_ordinary <= 0.02, path.name
 
@@ -220,3 +226,21 @@ def test_cli_train_writes_a_model_with_cross_validated_figures(tmp_path):
     bad.write_text("- text: hi\n  level: purple\n")
     refused = runner.invoke(app, ["safety", "train", str(bad), "--out", str(tmp_path / "x.json")])
     assert refused.exit_code == 1 and "case 1" in refused.stderr and not (tmp_path / "x.json").exists()
+
+
+def test_training_limits_false_alarms_per_file_even_where_the_rules_exceed_the_limit():
+    """A file whose harmless sentences the rules alone already raise beyond the limit does not stop
+    training from finding a threshold: the model may add no false alarm there, and is held to the
+    limit everywhere else."""
+    from peerlift.safety.model import LinearModel, train
+
+    cases = YAML(typ="safe").load((DATA / "triage_eval.yaml").read_text())
+    loud = [{"text": f"saying goodbye to everyone tonight, note {n}", "level": "green"} for n in range(25)]
+    rules = {case["text"]: "crisis" for case in loud}
+    data, figures = train(cases + loud, rules_level=lambda text: rules.get(text, "green"),
+                          groups=["eval"] * len(cases) + ["loud"] * len(loud))
+    assert figures["cv_red_crisis_recall_with_rules"] is not None and figures["threshold"] < 0.95
+    model = LinearModel(data)
+    greens = [c["text"] for c in cases if c["level"] == "green"]
+    raised = sum(model.opinion(text).probability >= model.threshold for text in greens)
+    assert raised / len(greens) <= 0.04 + 0.02  # fitted on them: at most the cross-validated limit, with slack

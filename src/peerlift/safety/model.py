@@ -184,14 +184,16 @@ def train(cases: Sequence[dict], *, rules_level, c: float = 10.0, max_false_alar
     green_groups = [[i for i in range(len(cases)) if greens[i] and (groups is None or groups[i] == g)]
                     for g in (set(groups) if groups is not None else {None})]
     green_groups = [g for g in green_groups if len(g) >= 20] or [[i for i in range(len(cases)) if greens[i]]]
+    # where the rules alone already raise more than the limit, the model may add none there
+    limits = [max(max_false_alarm, sum(by_rules[i] for i in g) / len(g)) for g in green_groups]
     best = None
     for step in range(30, 96):
         threshold = step / 100
         raised = [r or s >= threshold for r, s in zip(by_rules, scores)]
         false_alarm = sum(r and g for r, g in zip(raised, greens)) / max(sum(greens), 1)
-        worst = max(sum(raised[i] for i in g) / len(g) for g in green_groups)
+        within = all(sum(raised[i] for i in g) / len(g) <= limit for g, limit in zip(green_groups, limits))
         recall = sum(r and y for r, y in zip(raised, labels)) / max(sum(labels), 1)
-        if worst <= max_false_alarm and (best is None or recall > best[1]):
+        if within and (best is None or recall > best[1]):
             best = (threshold, recall, false_alarm)
     if best is None:
         best = (0.95, None, None)
