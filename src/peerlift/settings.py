@@ -78,8 +78,8 @@ class Settings(BaseSettings):
         "General information, not medical advice for you. For advice about your own care, talk to your own doctor "
         "or nurse; in an emergency call your local emergency number.", max_length=1000,
         description="Shown under every answer a verified professional writes to a question")
-    posts_per_minute: int = Field(6, ge=1, le=100_000, description="Posts and comments one person may write a minute")
-    posts_per_hour: int = Field(60, ge=1, le=1_000_000, description="Posts and comments one person may write an hour")
+    posts_per_minute: int = Field(6, ge=1, le=100_000, description="Posts, comments and experience reports one person may write a minute")
+    posts_per_hour: int = Field(60, ge=1, le=1_000_000, description="Posts, comments and experience reports one person may write an hour")
     two_factor_roles: str = Field(
         "clinician,researcher,admin",
         description="Roles that must sign in with a second factor (TOTP), separated by commas; empty: optional for all")

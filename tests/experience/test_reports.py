@@ -235,3 +235,18 @@ def test_the_synonym_list_only_maps_onto_terms_and_never_onto_itself():
     synonyms = side_effect_synonyms()
     assert synonyms["feeling sick"] == "nausea"
     assert not set(synonyms) & set(synonyms.values())  # no chains: a counted term is never remapped
+
+
+def test_reports_count_toward_the_writing_limits(setup, monkeypatch):
+    """One limit for all writing: reports count with posts and comments, and a report over it is refused."""
+    from peerlift.settings import get_settings
+
+    community_id, _coach, alice, _bob = setup
+    monkeypatch.setenv("PEERLIFT_POSTS_PER_MINUTE", "2")
+    get_settings.cache_clear()
+    assert report(alice, community_id).status_code == 201
+    assert alice.post(f"/api/v1/communities/{community_id}/posts", json={"body": "Hello all"}).status_code == 201
+    before = count_rows(ExperienceReport)
+    assert_error(report(alice, community_id, what_helped="A third piece of writing."), 429, "rate_limited")
+    assert count_rows(ExperienceReport) == before
+    get_settings.cache_clear()

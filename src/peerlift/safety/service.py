@@ -129,19 +129,24 @@ def check_can_write(session: Session, access: CircleAccess) -> None:
     now = utcnow()
     minute = _written_since(session, access.user.id, now - dt.timedelta(minutes=1))
     if minute >= settings.posts_per_minute:
-        raise TooManyPosts(f"You have written {minute} posts and comments in the last minute; the most is "
+        raise TooManyPosts(f"You have written {minute} posts, comments and reports in the last minute; the most is "
                            f"{settings.posts_per_minute}. Wait a moment and try again.")
     hour = _written_since(session, access.user.id, now - dt.timedelta(hours=1))
     if hour >= settings.posts_per_hour:
-        raise TooManyPosts(f"You have written {hour} posts and comments in the last hour; the most is "
+        raise TooManyPosts(f"You have written {hour} posts, comments and reports in the last hour; the most is "
                            f"{settings.posts_per_hour}. Try again later.")
 
 
 def _written_since(session: Session, user_id: int, since: dt.datetime) -> int:
+    """Posts, comments and experience reports the person wrote since then: one limit for all writing."""
+    from peerlift.experience.models import ExperienceReport
+
     posts = select(func.count(Post.id)).where(Post.author_id == user_id, Post.created_at > since).scalar_subquery()
     comments = (select(func.count(Comment.id))
                 .where(Comment.author_id == user_id, Comment.created_at > since).scalar_subquery())
-    return session.execute(select(posts + comments)).scalar_one()
+    reports = (select(func.count(ExperienceReport.id))
+               .where(ExperienceReport.author_id == user_id, ExperienceReport.created_at > since).scalar_subquery())
+    return session.execute(select(posts + comments + reports)).scalar_one()
 
 
 def check_personal_information(body: str, confirmed: bool) -> None:
