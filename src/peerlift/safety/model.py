@@ -181,9 +181,10 @@ def train(cases: Sequence[dict], *, rules_level, c: float = 10.0, max_false_alar
         held = sorted(test)
         for i, p in zip(held, fitted.predict_proba([texts[i] for i in held])[:, 1]):
             scores[i] = float(p)
-    green_groups = [[i for i in range(len(cases)) if greens[i] and (groups is None or groups[i] == g)]
-                    for g in (set(groups) if groups is not None else {None})]
-    green_groups = [g for g in green_groups if len(g) >= 20] or [[i for i in range(len(cases)) if greens[i]]]
+    greens_by_group: dict[str | None, list[int]] = {}
+    for i in (i for i, green in enumerate(greens) if green):
+        greens_by_group.setdefault(groups[i] if groups is not None else None, []).append(i)
+    green_groups = [g for g in greens_by_group.values() if len(g) >= 20] or [[i for i, g in enumerate(greens) if g]]
     # where the rules alone already raise more than the limit, the model may add none there
     limits = [max(max_false_alarm, sum(by_rules[i] for i in g) / len(g)) for g in green_groups]
     best = None

@@ -152,22 +152,18 @@ def _hits(session: Session, user: User, terms: list[str], rows: list[tuple], *,
     "Anonymous member" for an anonymous post (whose author's role no filter may reveal either)."""
     from peerlift.community.queries import shown_person
     from peerlift.policy import circle_access
+    from peerlift.professionals.service import verified_labels
 
     links: dict[tuple[str, int], str] = {}
-    for name, kind in KINDS.items():
-        ids = [row[1] for row in rows if row[0] == name]
-        if ids:
-            links.update({(name, object_id): url for object_id, url in kind.links(session, ids).items()})
-    authors = {u.id: u for u in session.query(User).filter(User.id.in_({row[3] for row in rows}))} if rows else {}
-    spaces = dict(session.query(Space.id, Space.name).filter(Space.id.in_({row[2] for row in rows}))) if rows else {}
     anonymous: set[tuple[str, int]] = set()
     for name, kind in KINDS.items():
         ids = [row[1] for row in rows if row[0] == name]
         if ids:
+            links.update({(name, object_id): url for object_id, url in kind.links(session, ids).items()})
             anonymous.update((name, object_id) for object_id in kind.anonymous(session, ids))
+    authors = {u.id: u for u in session.query(User).filter(User.id.in_({row[3] for row in rows}))} if rows else {}
+    spaces = dict(session.query(Space.id, Space.name).filter(Space.id.in_({row[2] for row in rows}))) if rows else {}
     accesses = {space_id: circle_access(session, user, space_id) for space_id in {row[2] for row in rows}}
-    from peerlift.professionals.service import verified_labels
-
     badges = verified_labels(session, authors)
     hits = []
     for kind, object_id, space_id, author_id, created_at, body in rows:
