@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -127,26 +127,28 @@ def check_can_write(session: Session, access: CircleAccess) -> None:
         raise Muted(f"You are muted in this circle until {until:%d %b %Y %H:%M} UTC.")
     settings = get_settings()
     now = utcnow()
-    minute = _written_since(session, access.user.id, now - dt.timedelta(minutes=1))
+    minute, hour = _written_since(session, access.user.id, now - dt.timedelta(minutes=1),
+                                  now - dt.timedelta(hours=1))
     if minute >= settings.posts_per_minute:
         raise TooManyPosts(f"You have written {minute} posts, comments and reports in the last minute; the most is "
                            f"{settings.posts_per_minute}. Wait a moment and try again.")
-    hour = _written_since(session, access.user.id, now - dt.timedelta(hours=1))
     if hour >= settings.posts_per_hour:
         raise TooManyPosts(f"You have written {hour} posts, comments and reports in the last hour; the most is "
                            f"{settings.posts_per_hour}. Try again later.")
 
 
-def _written_since(session: Session, user_id: int, since: dt.datetime) -> int:
-    """Posts, comments and experience reports the person wrote since then: one limit for all writing."""
+def _written_since(session: Session, user_id: int, minute_ago: dt.datetime,
+                   hour_ago: dt.datetime) -> tuple[int, int]:
+    """Posts, comments and experience reports the person wrote in the last minute and in the last hour
+    (one limit for all writing), in one statement."""
     from peerlift.experience.models import ExperienceReport
 
-    posts = select(func.count(Post.id)).where(Post.author_id == user_id, Post.created_at > since).scalar_subquery()
-    comments = (select(func.count(Comment.id))
-                .where(Comment.author_id == user_id, Comment.created_at > since).scalar_subquery())
-    reports = (select(func.count(ExperienceReport.id))
-               .where(ExperienceReport.author_id == user_id, ExperienceReport.created_at > since).scalar_subquery())
-    return session.execute(select(posts + comments + reports)).scalar_one()
+    written = union_all(*(
+        select(model.created_at.label("at")).where(model.author_id == user_id, model.created_at > hour_ago)
+        for model in (Post, Comment, ExperienceReport))).subquery()
+    minute, hour = session.execute(select(
+        func.count().filter(written.c.at > minute_ago), func.count()).select_from(written)).one()
+    return minute, hour
 
 
 def check_personal_information(body: str, confirmed: bool) -> None:

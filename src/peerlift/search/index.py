@@ -38,22 +38,40 @@ def _expand(connection: Connection, changed: dict[str, set[int]]) -> dict[str, s
 def sync(connection: Connection, changed: dict[str, Iterable[int]]) -> None:
     """Index again the objects ``changed`` (kind name -> ids) and those that follow them."""
     for name, ids in _expand(connection, {k: set(v) for k, v in changed.items()}).items():
-        kind = _kinds.KINDS[name]
-        ordered = sorted(ids)
-        for i in range(0, len(ordered), CHUNK):
-            chunk = ordered[i:i + CHUNK]
+        _index(connection, name, ids, replace=True)
+
+
+def add(connection: Connection, created: dict[str, Iterable[int]]) -> None:
+    """Index objects just created: nothing of theirs is in the index yet, and nothing follows them yet
+    (a post's comments are created after it, and indexed as they are)."""
+    for name, ids in created.items():
+        _index(connection, name, set(ids), replace=False)
+
+
+def _index(connection: Connection, name: str, ids: set[int], *, replace: bool) -> None:
+    kind = _kinds.KINDS[name]
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), CHUNK):
+        chunk = ordered[i:i + CHUNK]
+        if replace:
             connection.execute(delete(DOC).where(DOC.c.kind == name, DOC.c.object_id.in_(chunk)))
-            searchable = kind.searchable().where(kind.model.id.in_(chunk)).subquery()
-            connection.execute(insert(DOC).from_select(
-                ["kind", "object_id", "space_id", "author_id", "created_at", "body"],
-                select(literal(name), *searchable.c)))
+        searchable = kind.searchable().where(kind.model.id.in_(chunk)).subquery()
+        connection.execute(insert(DOC).from_select(
+            ["kind", "object_id", "space_id", "author_id", "created_at", "body"],
+            select(literal(name), *searchable.c)))
 
 
 # --- the hooks ---------------------------------------------------------------------------------------
 
-def _changed_in_flush(session: Session) -> dict[str, set[int]]:
+def _changed_in_flush(session: Session) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
+    """What the flush created, and what it changed or deleted, per kind."""
+    created: dict[str, set[int]] = defaultdict(set)
     changed: dict[str, set[int]] = defaultdict(set)
-    for obj in session.new | session.deleted:
+    for obj in session.new:
+        kind = _kinds.KIND_OF_MODEL.get(type(obj))
+        if kind is not None and obj.id is not None:
+            created[kind.name].add(obj.id)
+    for obj in session.deleted:
         kind = _kinds.KIND_OF_MODEL.get(type(obj))
         if kind is not None and obj.id is not None:
             changed[kind.name].add(obj.id)
@@ -64,12 +82,14 @@ def _changed_in_flush(session: Session) -> dict[str, set[int]]:
         state = inspect(obj)
         if any(state.attrs[column].history.has_changes() for column in kind.watched):
             changed[kind.name].add(obj.id)
-    return changed
+    return created, changed
 
 
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, flush_context) -> None:
-    changed = _changed_in_flush(session)
+    created, changed = _changed_in_flush(session)
+    if created:
+        add(session.connection(), created)
     if changed:
         sync(session.connection(), changed)
 
