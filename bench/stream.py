@@ -13,8 +13,8 @@ For each N (a fresh database each time: SQLite in a temp dir, or PostgreSQL in t
    them) are bulk-inserted with SQLAlchemy Core, 5,000 rows a batch, all with one cheap argon2 hash.
 2. ``.venv/bin/peerlift serve --port P --no-scheduler`` runs as its own process (uvicorn, one
    process, PEERLIFT_RUN_WORKER=false).
-3. The poster signs in over HTTP (httpx). 2 x --open-concurrency streams (at most N) are opened
-   and closed to warm the server, then its RSS (VmRSS, /proc/<pid>/status) is read; the N
+3. The poster signs in over HTTP (httpx). 2 x --open-concurrency streams (at most N) are opened,
+   receive one warm-up post and are closed to warm the server, then its RSS (VmRSS, /proc/<pid>/status) is read; the N
    receivers open their streams
    (``--open-concurrency`` openings in flight; a stream counts as open at its first frame,
    ``retry:``, sent after the server registered it); the RSS is read again. Openings are kept to
@@ -32,7 +32,7 @@ For each N (a fresh database each time: SQLite in a temp dir, or PostgreSQL in t
    Latency = arrival - send. Lost = M x N - received, after a grace period of 5 s.
 5. The streams are closed and the server stopped.
 
-The client is a small asyncio one (bench/_sse.py: open_connection, a hand-written HTTP/1.1 GET,
+The client is a small asyncio one (bench/_sse.py: one asyncio.Protocol per stream, a hand-written HTTP/1.1 GET,
 chunked decoding and SSE parsing on bytes), on uvloop, in this process; the open-files limit is
 raised to the hard limit first. It runs on the same 2-core machine as the server and competes with
 it for CPU: at large N, part of each latency is the client's own time reading N frames.
@@ -269,6 +269,11 @@ async def hold_and_post(server: StreamServer, seeded: Seeded, n: int, posts: int
         warm_rx = [Receiver(host, port, seeded.tokens[i], warm) for i in range(n_warm)]
         warm_tasks = [asyncio.create_task(r.run(warm_slots)) for r in warm_rx]
         await asyncio.wait_for(warm.all_open.wait(), 60)
+        # One post reaches the warm streams: the first write of a fresh process compiles its SQL and
+        # fills its caches (about 50 ms more than any later post), which is not the fan-out measured.
+        response = await poster.http.post(post_path, json={"body": "Warm-up post: hello everyone."})
+        if response.status_code == 201:
+            await warm.wait_delivered(response.json()["id"], PER_POST_TIMEOUT)
         warm.stopping = True
         for t in warm_tasks:
             t.cancel()

@@ -22,6 +22,8 @@ from peerlift.settings import get_settings
 PASSWORD = "correct horse battery"
 POSTGRES_URL = os.environ.get("PEERLIFT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# The suite's many short-lived apps would freeze each other's garbage; the policy has its own tests.
+os.environ["PEERLIFT_GC_FREEZE"] = "false"
 
 # Real argon2, cheap parameters: the suite hashes hundreds of passwords.
 identity_service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -342,7 +344,7 @@ def count_rows(model, *where) -> int:
 # --- a real server, for streams and browsers ---------------------------------------------------
 
 class LiveServer:
-    def __init__(self, app) -> None:
+    def __init__(self, app, http: str = "auto") -> None:
         import socket
         import threading
 
@@ -353,7 +355,7 @@ class LiveServer:
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on"))
+                                                    lifespan="on", http=http))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> "LiveServer":

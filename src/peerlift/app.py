@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import weakref
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from peerlift import __version__
+from peerlift.delivery.hub import SERVER_SEND, STREAM_PATH
 from peerlift.errors import NotAuthenticated, PeerliftError
 from peerlift.web.deps import ANON_CSRF_COOKIE, csrf_protect
 
@@ -74,7 +76,7 @@ class SecurityHeaders:
 # database pool (20 + 20 connections, db.py) and the 40 worker threads, with room to spare for stream
 # openings, the event dispatcher and the in-process scheduler.
 REQUESTS_AT_ONCE = 30
-UNLIMITED_PATHS = ("/api/v1/stream",)  # open for hours, holding no connection once open
+UNLIMITED_PATHS = (STREAM_PATH,)  # open for hours, holding no connection once open
 
 
 class RequestLimit:
@@ -192,6 +194,29 @@ def iter_routes(app: FastAPI):
             yield route
 
 
+def _warm_up() -> None:
+    from peerlift import collector
+    from peerlift.safety.triage import default_lexicon
+    from peerlift.settings import get_settings
+
+    try:
+        default_lexicon()
+    except Exception:  # noqa: BLE001 - the first post then reports the problem where it matters
+        logging.getLogger("peerlift").exception("could not load the triage rules and model")
+    if get_settings().gc_freeze:
+        collector.install()
+
+
+class PeerliftAPI(FastAPI):
+    """The app, handing a live stream the server's own ``send`` (before any middleware wraps it), so
+    the stream can write its frames to the socket itself (``delivery.stream.socket_writer``)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope.get("path") == STREAM_PATH:
+            scope[SERVER_SEND] = send
+        await super().__call__(scope, receive, send)
+
+
 def create_app() -> FastAPI:
     from peerlift.delivery import stream as stream_api
     from peerlift.notify import api as notify_api
@@ -232,6 +257,8 @@ def create_app() -> FastAPI:
         from peerlift.delivery.scheduler import start_in_thread
 
         settings = get_settings()
+        # Rules and model take about a second to load: load them now, not in the first post's request.
+        threading.Thread(target=_warm_up, daemon=True, name="peerlift-warm-up").start()
         dispatcher = Dispatcher(hub)
         dispatcher.start(settings.redis_url)
         _app.state.dispatcher = dispatcher
@@ -243,7 +270,7 @@ def create_app() -> FastAPI:
                 worker.stop()
             dispatcher.stop()
 
-    app = FastAPI(
+    app = PeerliftAPI(
         lifespan=lifespan,
         title="peerlift",
         version=__version__,

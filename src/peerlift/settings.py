@@ -47,6 +47,7 @@ class Settings(BaseSettings):
         None, description="smtp://user:pass@host:587?starttls=true or smtps://host:465; unset: email goes to the log")
     mail_from: str = Field("peerlift <no-reply@peerlift.invalid>", description="From address of every email")
     run_worker: bool = Field(True, description="Run a scheduler worker inside `peerlift serve`")
+    gc_freeze: bool = Field(True, description="Keep long-lived objects (open streams) out of full garbage collections; see collector.py")
     forwarded_allow_ips: str = Field(
         "127.0.0.1,::1", description="Proxies whose X-Forwarded-For/-Proto are believed: addresses or networks, "
                                      "comma-separated, or *")

@@ -7,8 +7,26 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import http_login
+from tests.conftest import LiveServer, get_settings, http_login
 from tests.sse import StreamReader
+
+
+@pytest.fixture(params=["socket", "asgi"])
+def any_server(request, app, monkeypatch):
+    """A live server whose streams write frames to their sockets (uvicorn's httptools protocol), or
+    one where they go through ASGI ``send`` (its h11 protocol offers no socket): both must behave."""
+    monkeypatch.setenv("PEERLIFT_STREAM_KEEPALIVE_SECONDS", "0.5")
+    get_settings.cache_clear()
+    with LiveServer(app, http="httptools" if request.param == "socket" else "h11") as server:
+        server.mode = request.param
+        yield server
+
+
+def _connections(user_id: int) -> list:
+    from peerlift.delivery.hub import hub
+
+    with hub._lock:
+        return list(hub._by_user.get(user_id, ()))
 
 
 def _post(client, circle, body):
@@ -17,11 +35,13 @@ def _post(client, circle, body):
     return response.json()
 
 
-def test_a_post_reaches_members_streams_and_nobody_elses(world, live_server):
-    alice = http_login(live_server.url, world.alice)
-    bob = http_login(live_server.url, world.bob)
-    carol = http_login(live_server.url, world.carol)
+def test_a_post_reaches_members_streams_and_nobody_elses(world, any_server):
+    alice = http_login(any_server.url, world.alice)
+    bob = http_login(any_server.url, world.bob)
+    carol = http_login(any_server.url, world.carol)
     with StreamReader(bob) as bobs, StreamReader(carol) as carols:
+        (conn,) = _connections(world.bob.id)
+        assert (conn.write is not None) == (any_server.mode == "socket")
         started = time.monotonic()
         created = _post(alice, world.circle, "Made it to the gym!")
         frame = bobs.wait_for("post.created", post_id=created["id"])
@@ -72,8 +92,8 @@ def test_reconnect_with_last_event_id_replays_what_was_missed_in_order(world, li
     assert all(f.data.get("circle_id") in (None, world.circle.id) for f in replayed)
 
 
-def test_events_during_the_replay_are_neither_lost_nor_doubled(world, live_server):
-    alice, bob = http_login(live_server.url, world.alice), http_login(live_server.url, world.bob)
+def test_events_during_the_replay_are_neither_lost_nor_doubled(world, any_server):
+    alice, bob = http_login(any_server.url, world.alice), http_login(any_server.url, world.bob)
     with StreamReader(bob) as stream:
         seen = stream.wait_for("post.created", post_id=_post(alice, world.circle, "start")["id"])
     backlog = [_post(alice, world.circle, f"backlog {i}")["id"] for i in range(30)]
@@ -108,11 +128,22 @@ def test_last_event_id_in_the_future_gets_a_resync(world, live_server):
         assert stream.wait_for("post.created").data["post_id"] == created["id"]
 
 
-def test_keep_alive_comments(world, live_server):
-    bob = http_login(live_server.url, world.bob)
+def test_keep_alive_comments(world, any_server):
+    bob = http_login(any_server.url, world.bob)
     with StreamReader(bob) as stream:
         time.sleep(1.3)
         assert stream.comments >= 2
+
+
+def test_a_closed_stream_leaves_the_hub(world, any_server):
+    bob = http_login(any_server.url, world.bob)
+    with StreamReader(bob):
+        assert len(_connections(world.bob.id)) == 1
+    bob.close()  # the connection the stream used goes away
+    deadline = time.monotonic() + 5
+    while _connections(world.bob.id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _connections(world.bob.id) == []
 
 
 def test_a_new_member_starts_receiving_their_circle(world, live_server):
@@ -133,6 +164,12 @@ def test_a_new_member_starts_receiving_their_circle(world, live_server):
         assert stream.wait_for("post.created").data["post_id"] == created["id"]
 
 
+class _Event:  # a committed event, as the hub sees it
+    def __init__(self, i, pad: str = ""):
+        self.id, self.kind, self.space_id, self.conversation_id, self.user_id = i, "post.created", 1, None, None
+        self.actor_id, self.at, self.data = 2, None, {"post_id": i, "pad": pad}
+
+
 def test_slow_client_is_dropped_and_memory_stays_bounded(world, live_server):
     import asyncio
 
@@ -141,21 +178,80 @@ def test_slow_client_is_dropped_and_memory_stays_bounded(world, live_server):
     hub = Hub(queue_size=4)
     loop = asyncio.new_event_loop()
     conn = hub.register(1, {"space:1"}, loop)
-
-    class E:  # a committed event, as the hub sees it
-        def __init__(self, i):
-            self.id, self.kind, self.space_id, self.conversation_id, self.user_id = i, "post.created", 1, None, None
-            self.actor_id, self.at, self.data = 2, None, {"post_id": i}
-
     for i in range(1, 20):
-        hub.dispatch(E(i))
+        hub.dispatch(_Event(i))
     loop.run_until_complete(asyncio.sleep(0))
-    assert conn.dropped and conn.queue.qsize() == 1  # only the "reconnect" marker is kept
-    assert conn.queue.get_nowait()[1] is DROP
-    hub.dispatch(E(99))
+    assert conn.dropped and len(conn.items) == 1  # only the "reconnect" marker is kept
+    assert conn.items[0][1] is DROP
+    hub.dispatch(_Event(99))
     loop.run_until_complete(asyncio.sleep(0))
-    assert conn.queue.qsize() == 0  # nothing more piles up for a dropped client
+    assert len(conn.items) == 1  # nothing more piles up for a dropped client
+    assert loop.run_until_complete(conn.get(1.0))[1] is DROP  # its stream ends on it
     loop.close()
+
+
+def test_a_socket_that_falls_behind_is_cut_and_written_no_more():
+    """Frames written straight to a socket whose reader stopped reading pile up in the transport's
+    buffer only up to WRITE_LIMIT; then the connection is aborted (its client reconnects)."""
+    import asyncio
+    import socket
+
+    from peerlift.delivery.hub import Hub
+    from peerlift.delivery.stream import WRITE_LIMIT, socket_writer
+
+    loop = asyncio.new_event_loop()
+    near, far = socket.socketpair()
+    near.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    far.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    transport, _ = loop.run_until_complete(loop.create_connection(asyncio.Protocol, sock=near))
+
+    class Cycle:  # the parts of uvicorn's response cycle the writer reads
+        def __init__(self):
+            self.transport, self.chunked_encoding, self.disconnected, self.response_complete = (
+                transport, True, False, False)
+
+        async def send(self, message):  # pragma: no cover - only its owner is read
+            raise AssertionError
+
+    write = socket_writer(Cycle().send)
+    assert write is not None
+    hub = Hub()
+    conn = hub.register(1, {"space:1"}, loop)
+    conn.attach(write)
+    sent = 0
+    while not conn.dropped and sent < 10_000:
+        sent += 1
+        hub.dispatch(_Event(sent, pad="x" * 1000))
+        loop.run_until_complete(asyncio.sleep(0))
+    assert conn.dropped and transport.is_closing()
+    assert sent * 1000 < 2 * WRITE_LIMIT + 10 * 4096 * 10  # cut near the limit, not after thousands
+    hub.dispatch(_Event(sent + 1))  # nothing is written to a cut connection
+    loop.run_until_complete(asyncio.sleep(0))
+    assert conn.last_sent == sent
+    loop.run_until_complete(asyncio.sleep(0.05))
+    far.close()
+    loop.close()
+
+
+def test_the_writer_needs_a_started_chunked_response():
+    from peerlift.delivery.stream import socket_writer
+
+    class Cycle:
+        def __init__(self, **kw):
+            self.__dict__.update({"transport": object(), "chunked_encoding": True, "disconnected": False,
+                                  "response_complete": False, **kw})
+
+        async def send(self, message):  # pragma: no cover
+            raise AssertionError
+
+    async def plain_send(message):  # pragma: no cover - another server's send
+        raise AssertionError
+
+    assert socket_writer(plain_send) is None
+    assert socket_writer(None) is None
+    assert socket_writer(Cycle().send) is not None
+    assert socket_writer(Cycle(chunked_encoding=None).send) is None  # not started, or not chunked
+    assert socket_writer(Cycle(response_complete=True).send) is None
 
 
 def test_a_burst_of_openings_larger_than_the_pools_all_open(world, live_server):

@@ -19,7 +19,7 @@ from sqlalchemy import func, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from peerlift.community.models import Conversation, Membership
-from peerlift.delivery.hub import DROP, frame, hub
+from peerlift.delivery.hub import DROP, KEEPALIVE, SERVER_SEND, chunk, frame, hub
 from peerlift.errors import BadRequest, NotAuthenticated, responses
 from peerlift.events import LIVE_KINDS, Event
 from peerlift.settings import get_settings
@@ -94,6 +94,107 @@ def _resync(event_id: int) -> str:
     return f"id: {event_id}\nevent: resync\ndata: {payload}\n\n"
 
 
+WRITE_LIMIT = 64 * 1024  # bytes a stream's socket may hold unsent before its client counts as too slow
+
+
+def socket_writer(server_send):
+    """A function writing one chunk of the response body straight to the socket, or None.
+
+    Fan-out to thousands of streams is the cost of a live feed: through the ASGI stack every frame
+    wakes one task per stream and passes each layer of ``send``; written by the hub's one callback per
+    event, a frame costs one socket write. This works with uvicorn's HTTP/1.1 protocols, once the response has started with chunked
+    encoding (a stream has no length), and never bypasses anything but the copying of bytes: headers
+    went through every middleware already. Under another server, None: frames go through ``send``.
+    """
+    cycle = getattr(server_send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if (transport is None or getattr(cycle, "chunked_encoding", None) is not True
+            or not hasattr(cycle, "disconnected") or getattr(cycle, "response_complete", True)):
+        return None
+
+    def write(data: bytes) -> bool:
+        if cycle.disconnected or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > WRITE_LIMIT:
+            transport.abort()  # too slow: its client reconnects with the last id it has
+            return False
+        transport.write(data)
+        return True
+
+    return write
+
+
+class LiveStream(StreamingResponse):
+    """The response of an open stream: the opening frames (retry, resync, replay) through ``send``,
+    then live frames from the connection, and a keep-alive comment after ``keepalive`` quiet seconds."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, conn, opening: bytes, keepalive: float) -> None:
+        super().__init__((), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.conn = conn
+        self.opening = opening
+        self.keepalive = keepalive
+
+    async def __call__(self, scope, receive, send) -> None:
+        conn = self.conn
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": self.opening, "more_body": True})
+            write = socket_writer(scope.get(SERVER_SEND))
+            if write is not None:
+                conn.attach(write)
+            if conn.write is not None:
+                await self._hold(receive)
+            else:
+                await self._pump(receive, send)
+        finally:
+            hub.unregister(conn)
+
+    async def _hold(self, receive) -> None:
+        """Frames are written by the hub; this only keeps the line alive and waits for its end (a
+        client that goes away, or one too slow, whose socket the writer closed)."""
+        conn = self.conn
+        keepalive = chunk(KEEPALIVE)
+        while True:
+            try:
+                async with asyncio.timeout(self.keepalive):
+                    message = await receive()
+            except TimeoutError:
+                if not conn.dropped and not conn.write(keepalive):
+                    conn.dropped = True
+                continue
+            if message["type"] == "http.disconnect":
+                return
+
+    async def _pump(self, receive, send) -> None:
+        conn = self.conn
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            conn.drop()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            while True:
+                item = await conn.get(self.keepalive)
+                if item is None:
+                    body = KEEPALIVE
+                elif item[1] is DROP:
+                    break
+                elif item[0] <= conn.last_sent:
+                    continue
+                else:
+                    conn.last_sent = item[0]
+                    body = item[1]
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            if not watcher.done():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
+
+
 @router.get(
     "/stream",
     response_class=EventStreamResponse,
@@ -116,31 +217,6 @@ async def stream(request: Request,
     if opened is None:
         raise NotAuthenticated("Sign in first.")
     conn, replay, resync_id, newest = opened
-    keepalive = get_settings().stream_keepalive_seconds
-
-    async def events():
-        last_sent = newest if (last_id is None or resync_id is not None) else last_id
-        try:
-            yield "retry: 2000\n\n"
-            if resync_id is not None:
-                yield _resync(resync_id)
-            for item in replay:
-                yield item
-            last_sent = max(last_sent, newest)
-            while True:
-                try:
-                    event_id, text = await asyncio.wait_for(conn.queue.get(), timeout=keepalive)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                if text is DROP:
-                    return
-                if event_id <= last_sent:
-                    continue
-                last_sent = event_id
-                yield text
-        finally:
-            hub.unregister(conn)
-
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    conn.last_sent = newest  # the replay covers everything up to here
+    opening = "retry: 2000\n\n" + (_resync(resync_id) if resync_id is not None else "") + "".join(replay)
+    return LiveStream(conn, opening.encode(), get_settings().stream_keepalive_seconds)

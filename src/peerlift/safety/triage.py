@@ -15,6 +15,7 @@ phrase that matched.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -292,11 +293,16 @@ def model_path(setting: str) -> str | None:
     return setting
 
 
+_loading = threading.Lock()  # one thread loads (about a second); the others wait for it
+
+
 def default_lexicon() -> Lexicon:
     from peerlift.settings import get_settings
 
     settings = get_settings()
-    return _cached(tuple(settings.triage_lexicons), model_path(settings.triage_model))
+    key = (tuple(settings.triage_lexicons), model_path(settings.triage_model))
+    with _loading:
+        return _cached(*key)
 
 
 def triage(text: str, lexicon: Lexicon | None = None) -> Triage:
