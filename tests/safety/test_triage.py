@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from peerlift.cli import app
 from peerlift.safety import pii
-from peerlift.safety.triage import LexiconError, evaluate, load
+from peerlift.safety.triage import RANK, LexiconError, evaluate, load
 
 DATA = Path(__file__).parents[1] / "data"
 runner = CliRunner()
@@ -33,6 +33,16 @@ def lexicon():
     ("this diet is killing me", "green"),
     ("feeling hopeless and I cry every night", "amber"),
     ("my blood sugar is 2.1 and I'm confused and shaking", "crisis"),
+    # a usual dose, a fright of good news, ketosis sought on a diet, a rattle, iron tablets
+    ("took two paracetamol for my headache", "green"),
+    ("took two boxes of paracetamol an hour ago", "crisis"),
+    ("I almost passed out from shock when my jeans fitted", "green"),
+    ("keto week 3, ketones are high, loving the energy", "green"),
+    ("type 1 here, ketones are high and I keep vomiting", "crisis"),
+    ("the baby shook her rattle at me", "green"),
+    ("I shook her so hard she cried", "red"),
+    ("black poo since starting the ferrous sulphate", "green"),
+    ("black stools for two days and feeling faint", "red"),
 ])
 def test_levels(lexicon, text, level):
     assert lexicon.triage(text).level == level
@@ -244,3 +254,18 @@ def test_training_limits_false_alarms_per_file_even_where_the_rules_exceed_the_l
     greens = [c["text"] for c in cases if c["level"] == "green"]
     raised = sum(model.opinion(text).probability >= model.threshold for text in greens)
     assert raised / len(greens) <= 0.04 + 0.02  # fitted on them: at most the cross-validated limit, with slack
+
+
+def test_clinical_red_flags_raise_what_they_name_and_leave_look_alikes_alone(lexicon):
+    """lexicon_clinical.yaml's own examples: every risk sentence reaches at least its level (a shipped
+    rule may raise it higher), no harmless one is raised to red or crisis."""
+    cases = YAML(typ="safe").load((DATA / "triage_clinical_rules.yaml").read_text())
+    wrong = []
+    for case in cases:
+        got = lexicon.triage(case["text"]).level
+        if case["level"] in ("red", "crisis"):
+            if RANK[got] < RANK[case["level"]]:
+                wrong.append((case["text"], case["level"], got))
+        elif got in ("red", "crisis"):
+            wrong.append((case["text"], case["level"], got))
+    assert len(cases) > 400 and wrong == []

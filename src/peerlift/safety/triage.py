@@ -32,6 +32,8 @@ RANK = {level: i for i, level in enumerate(LEVELS)}
 MODIFIERS = ("negation", "past", "reported", "hypothetical", "joke")
 _HELPERS = ("not_negation", "past_before", "present", "resolved", "not_present", "not_joke", "risk_context")
 LEXICON = Path(__file__).with_name("lexicon.yaml")
+CLINICAL = Path(__file__).with_name("lexicon_clinical.yaml")  # clinical red flags, loaded after it
+SHIPPED = (LEXICON, CLINICAL)
 
 
 class LexiconError(ValueError):
@@ -206,7 +208,7 @@ def _read(path: Path) -> LexiconSpec:
 def load(extra: Iterable[str | Path] = (), model: str | Path | None = None) -> Lexicon:
     """The shipped lexicon merged with an installation's own files (their rules and idioms are
     added; a rule with the id of a shipped rule replaces it)."""
-    paths = [LEXICON, *[Path(p) for p in extra]]
+    paths = [*SHIPPED, *[Path(p) for p in extra]]
     specs = [_read(p) for p in paths]
     defs: dict[str, str] = {}
     idioms: list[str] = []
