@@ -43,6 +43,11 @@ def lexicon():
     ("I shook her so hard she cried", "red"),
     ("black poo since starting the ferrous sulphate", "green"),
     ("black stools for two days and feeling faint", "red"),
+    ("took all my tablets this morning as usual", "green"),
+    ("took all my tablets an hour ago, goodbye", "crisis"),
+    ("by the time you read this I'll be on the plane", "green"),
+    ("by the time you read this I'll be gone", "crisis"),
+    ("I'm on the bridge club committee now", "green"),
 ])
 def test_levels(lexicon, text, level):
     assert lexicon.triage(text).level == level
@@ -98,7 +103,7 @@ def test_an_ordinary_context_is_named_in_the_reason(lexicon):
 
 
 # the labelled sets the rules were developed on; newer sets were measured unseen (README, Risk triage)
-DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", 2, 3, 4, 5, 6, 7, 8, 9)), "triage_ordinary")
+DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 14))), "triage_ordinary")
 
 
 def test_every_development_set_keeps_green_writing_below_red(lexicon):
