@@ -102,9 +102,10 @@ def socket_writer(server_send):
 
     Fan-out to thousands of streams is the cost of a live feed: through the ASGI stack every frame
     wakes one task per stream and passes each layer of ``send``; written by the hub's one callback per
-    event, a frame costs one socket write. This works with uvicorn's HTTP/1.1 protocols, once the response has started with chunked
-    encoding (a stream has no length), and never bypasses anything but the copying of bytes: headers
-    went through every middleware already. Under another server, None: frames go through ``send``.
+    event, a frame costs one socket write. This works with uvicorn's httptools protocol (what
+    ``peerlift serve`` runs) once the response has started with chunked encoding (a stream has no
+    length), and bypasses nothing but the copying of bytes: the headers went through every middleware
+    already. Under another server or protocol, None: frames go through ``send``.
     """
     cycle = getattr(server_send, "__self__", None)
     transport = getattr(cycle, "transport", None)
