@@ -49,7 +49,7 @@ nginx: | $(BIN)/python
 
 test: $(TEST_STAMP) chromium nginx
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest -n auto --dist loadfile -q
+	$(BIN)/python -m pytest -n 3 --dist loadfile -q
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/feed.py

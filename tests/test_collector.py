@@ -1,114 +1,111 @@
-"""The serving process's collector policy: survivors of full collections frozen, given back on turnover."""
+"""The serving process's collector policy: survivors of full collections frozen, given back on turnover.
+
+Each case runs in a fresh interpreter: a full collection there walks a small heap, not the test run's."""
 
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
+SETUP = """
+import gc, weakref
 from peerlift import collector
-
-
-@pytest.fixture
-def policy(monkeypatch):
-    monkeypatch.setattr(collector, "TURNOVER", 5)
-    monkeypatch.setattr(collector, "_open", 0)
-    monkeypatch.setattr(collector, "_closed", 0)
-    monkeypatch.setattr(collector, "_freezes", 0)
-    collector.install()
-    yield collector
-    collector.uninstall()
-    gc.collect()
-
+collector.TURNOVER = 5
 
 class Node:
-    def __init__(self):
-        self.other = None
+    other = None
 
-
-def _cycle() -> list[Node]:
+def cycle():
     a, b = Node(), Node()
     a.other, b.other = b, a
     return [a, b]
+"""
+
+CASES = {
+    "install_freezes_what_is_loaded_and_each_full_collection_freezes_its_survivors": """
+        collector.install()
+        assert gc.get_freeze_count() > 0  # modules, classes: the process's lasting objects
+        kept = [Node() for _ in range(1000)]
+        before = gc.get_freeze_count()
+        gc.collect()
+        assert gc.get_freeze_count() >= before + 1000
+    """,
+    "a_cycle_frozen_while_alive_is_freed_once_streams_have_turned_over": """
+        collector.install()
+        pair = cycle()
+        gc.collect()  # the pair survives and is frozen
+        watch = weakref.ref(pair[0])
+        del pair
+        gc.collect()
+        assert watch() is not None  # garbage, but frozen: the collector does not look at it
+        for _ in range(3):
+            collector.stream_opened()
+        for _ in range(4):
+            collector.stream_closed()
+        gc.collect()
+        assert watch() is not None  # 4 closed < TURNOVER (5)
+        collector.stream_closed()  # the fifth: frozen objects go back to the collector
+        gc.collect()
+        assert watch() is None
+    """,
+    "turnover_counts_against_the_open_streams": """
+        collector.install()
+        for _ in range(20):
+            collector.stream_opened()
+        pair = cycle()
+        gc.collect()
+        watch = weakref.ref(pair[0])
+        del pair
+        for _ in range(9):  # 9 closed, 11 still open: not yet a turnover of the open streams
+            collector.stream_closed()
+        gc.collect()
+        assert watch() is not None
+        collector.stream_closed()  # 10 closed, as many as are open
+        gc.collect()
+        assert watch() is None
+    """,
+    "frozen_objects_go_back_after_max_freezes": """
+        collector.MAX_FREEZES = 3
+        collector.install()
+        pair = cycle()
+        gc.collect()  # freeze 1 (of 3)
+        watch = weakref.ref(pair[0])
+        del pair
+        gc.collect()  # freeze 2
+        assert watch() is not None
+        gc.collect()  # freeze 3: everything given back
+        gc.collect()
+        assert watch() is None
+    """,
+    "uninstalled_the_collector_behaves_as_usual": """
+        collector.install()
+        collector.uninstall()
+        assert gc.get_freeze_count() == 0
+        pair = cycle()
+        gc.collect()
+        watch = weakref.ref(pair[0])
+        del pair
+        gc.collect()
+        assert watch() is None
+    """,
+}
 
 
-def test_install_freezes_what_is_loaded_and_each_full_collection_freezes_its_survivors(policy):
-    assert gc.get_freeze_count() > 0  # modules, classes: the process's lasting objects
-    kept = [Node() for _ in range(1000)]
-    frozen_before = gc.get_freeze_count()
-    gc.collect()
-    assert gc.get_freeze_count() >= frozen_before + 1000
-    assert all(gc.is_tracked(k) for k in kept)
-
-
-def test_a_cycle_frozen_while_alive_is_freed_once_streams_have_turned_over(policy):
-    import weakref
-
-    pair = _cycle()
-    gc.collect()  # the pair survives and is frozen
-    watch = weakref.ref(pair[0])
-    del pair
-    gc.collect()
-    assert watch() is not None  # garbage, but frozen: the collector does not look at it
-    for _ in range(3):
-        collector.stream_opened()
-    for _ in range(4):
-        collector.stream_closed()
-    gc.collect()
-    assert watch() is not None  # 4 closed < TURNOVER (5)
-    collector.stream_closed()  # the fifth: frozen objects go back to the collector
-    gc.collect()
-    assert watch() is None
-
-
-def test_turnover_counts_against_the_open_streams(policy):
-    import weakref
-
-    for _ in range(20):
-        collector.stream_opened()
-    pair = _cycle()
-    gc.collect()
-    watch = weakref.ref(pair[0])
-    del pair
-    for _ in range(9):  # 9 closed, 11 still open: not yet a turnover of the open streams
-        collector.stream_closed()
-    gc.collect()
-    assert watch() is not None
-    collector.stream_closed()  # 10 closed, as many as are open
-    gc.collect()
-    assert watch() is None
-
-
-def test_frozen_objects_go_back_after_max_freezes(policy, monkeypatch):
-    import weakref
-
-    monkeypatch.setattr(collector, "MAX_FREEZES", 3)
-    pair = _cycle()
-    gc.collect()  # freeze 1 (of 3)
-    watch = weakref.ref(pair[0])
-    del pair
-    gc.collect()  # freeze 2
-    assert watch() is not None
-    gc.collect()  # freeze 3: everything given back
-    gc.collect()
-    assert watch() is None
-
-
-def test_uninstalled_the_collector_behaves_as_usual():
-    import weakref
-
-    assert not collector._installed
-    pair = _cycle()
-    gc.collect()
-    watch = weakref.ref(pair[0])
-    del pair
-    gc.collect()
-    assert watch() is None
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_collector_policy(case):
+    code = SETUP + textwrap.dedent(CASES[case])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 def test_hub_tells_the_policy_of_opened_and_closed_streams(monkeypatch):
     import asyncio
 
+    from peerlift import collector
     from peerlift.delivery.hub import Hub
 
     seen = []
@@ -121,3 +118,4 @@ def test_hub_tells_the_policy_of_opened_and_closed_streams(monkeypatch):
     hub.unregister(conn)  # twice: counted once
     loop.close()
     assert seen == ["open", "closed"]
+    assert gc.isenabled()
