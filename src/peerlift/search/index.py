@@ -67,14 +67,11 @@ def _changed_in_flush(session: Session) -> tuple[dict[str, set[int]], dict[str, 
     """What the flush created, and what it changed or deleted, per kind."""
     created: dict[str, set[int]] = defaultdict(set)
     changed: dict[str, set[int]] = defaultdict(set)
-    for obj in session.new:
-        kind = _kinds.KIND_OF_MODEL.get(type(obj))
-        if kind is not None and obj.id is not None:
-            created[kind.name].add(obj.id)
-    for obj in session.deleted:
-        kind = _kinds.KIND_OF_MODEL.get(type(obj))
-        if kind is not None and obj.id is not None:
-            changed[kind.name].add(obj.id)
+    for objects, into in ((session.new, created), (session.deleted, changed)):
+        for obj in objects:
+            kind = _kinds.KIND_OF_MODEL.get(type(obj))
+            if kind is not None and obj.id is not None:
+                into[kind.name].add(obj.id)
     for obj in session.dirty:
         kind = _kinds.KIND_OF_MODEL.get(type(obj))
         if kind is None:
