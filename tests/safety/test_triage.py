@@ -95,6 +95,34 @@ def test_ordinary_contexts_set_aside_and_indirect_risk_counts(lexicon, text, lev
     assert lexicon.triage(text).level == level
 
 
+@pytest.mark.parametrize("text, level", [
+    # the I inside someone else's quoted words is theirs; an apostrophe in "he's" is not a quote
+    ("my sister says 'I want to die' every time she opens the gas bill", "green"),
+    ("my neighbour told me today he's been saving his water tablets 'for when it's time'", "crisis"),
+    # ", now ..." ends the clause of a past event; a question about what happens is not an act
+    ("I used to purge after every meal, now I'm training to be a nurse", "green"),
+    ("what happens if you miss a dialysis session because of snow?", "green"),
+    ("skipped dialysis twice this week on purpose", "red"),
+    # contractions typed without an apostrophe; "wouldn't care if" is not a negation of the wish
+    ("it'd be simpler for everyone if I just wasnt here", "red"),
+    ("I wouldnt care if I didnt wake up tomorrow", "red"),
+    ("goodbye lie-ins, hello 6am feeds, it was nice knowing you", "green"),
+    ("I know which bridge now, and when the trains go through", "crisis"),
+    ("tell my son his dad loved him", "crisis"),
+    ("climbed over the railing, I'm on the wrong side of it now", "crisis"),
+    ("been driving past the viaduct every night just to look at it", "red"),
+    ("I'd rather have died in that crash", "red"),
+    ("my chest gets tight walking up the stairs and eases off when I sit down", "red"),
+    ("still smoking next to the oxygen concentrator, I know I know", "red"),
+    ("the whites of her eyes have gone yellow and she's itchy", "red"),
+    ("my stoma hasn't put anything out since yesterday and I'm being sick", "red"),
+    ("took my warfarin twice today by mistake", "red"),
+    ("my partner has been drinking every night while she's got the baby", "red"),
+])
+def test_quotes_clauses_contractions_and_more_red_flags(lexicon, text, level):
+    assert lexicon.triage(text).level == level
+
+
 def test_an_ordinary_context_is_named_in_the_reason(lexicon):
     aside = lexicon.triage("Goodbye everyone! Finished the 12 weeks today, off to the maintenance group").reasons[0]
     assert aside.set_aside == "ordinary" and "an ordinary context" in aside.describe()
@@ -103,7 +131,7 @@ def test_an_ordinary_context_is_named_in_the_reason(lexicon):
 
 
 # the labelled sets the rules were developed on; newer sets were measured unseen (README, Risk triage)
-DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 14))), "triage_ordinary")
+DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 16))), "triage_ordinary")
 
 
 def test_every_development_set_keeps_green_writing_below_red(lexicon):

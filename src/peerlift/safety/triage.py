@@ -315,12 +315,26 @@ def triage(text: str, lexicon: Lexicon | None = None) -> Triage:
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
                          "\u00a0": " "})
-_CLAUSE_END = re.compile(r"(?:[.!?;\n]+|\s-\s|,\s*(?=(?:but|i|i'm|im|i've|ive|i'd|it's|its|and i|so i)\b)|\s(?=but\s)|\s(?=although\s)|\s(?=though\s)|"
+_CLAUSE_END = re.compile(r"(?:[.!?;\n]+|\s-\s|,\s*(?=(?:but|i|i'm|im|i've|ive|i'd|it's|its|and i|so i|now|just"
+                         r"|(?:\d+|a few|many|two|three|four|five|ten) (?:years|yrs|months) (?:on|later))\b)|\s(?=but\s)|\s(?=although\s)|\s(?=though\s)|"
                          r"\s(?=just\s(?:so|really)\b))")
+
+
+# Contractions typed without their apostrophe ("wasnt", "dont", "ive"), as texting writes them: the rules
+# are written with the apostrophe optional, but not every pattern remembers to be.
+_BARE_CONTRACTION = re.compile(
+    r"\b(was|is|are|were|do|does|did|could|would|should|have|has|had|ca|wo|need|must|ai)nt\b|\b(i)(m|ve)\b")
+
+
+def _apostrophe(m: re.Match) -> str:
+    if m.group(1):
+        return f"{m.group(1)}n't"
+    return f"{m.group(2)}'{m.group(3)}"
 
 
 def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
+    text = _BARE_CONTRACTION.sub(_apostrophe, text)
     return re.sub(r"[ \t]+", " ", text)
 
 
@@ -363,9 +377,11 @@ def _set_aside(lexicon: Lexicon, rule: _Rule, text: str, m: re.Match) -> str | N
             continue
         if name == "reported":
             # Someone else is the subject of what matched, not the writer.
-            if pattern.search(before) and not re.search(r"\b(?:i|i'm|im|i've|ive|i'd|me|my ?self)\b",
-                                                       before[_last_subject(before, pattern):]):
-                return "reported"
+            if pattern.search(before):
+                told = before[_last_subject(before, pattern):]
+                # "she says 'I want to die'": the I inside the quote is hers
+                if _QUOTED.search(told) or not _WRITER.search(told):
+                    return "reported"
         elif name == "past":
             told_as_past = (pattern.search(clause)
                             or (mods["past_before"] is not None and mods["past_before"].search(text[left:m.end()]))
@@ -381,6 +397,10 @@ def _set_aside(lexicon: Lexicon, rule: _Rule, text: str, m: re.Match) -> str | N
             mods["risk_context"] is not None and mods["risk_context"].search(text)):
         return "ordinary"
     return None
+
+
+_WRITER = re.compile(r"\b(?:i|i'm|im|i've|ive|i'd|me|my ?self)\b")
+_QUOTED = re.compile(r"^[^'\"]{0,12}(?<!\w)['\"]\w")
 
 
 def _last_subject(before: str, pattern: re.Pattern) -> int:
