@@ -123,6 +123,25 @@ def test_quotes_clauses_contractions_and_more_red_flags(lexicon, text, level):
     assert lexicon.triage(text).level == level
 
 
+@pytest.mark.parametrize("text, level", [
+    # "not me ..." says the writer is doing it; lines quoted from the post replied to are not the writer's
+    ("not me hoping the train hits me on the way to my exam 🙃", "red"),
+    ("> kms i have an exam tomorrow\n\nyou'll smash it, good luck!", "green"),
+    ("my little sister said she 'wanted to die' when her ice cream fell, she's 5", "green"),
+    ("gun to my head I couldn't name a single bone in the hand", "green"),
+    ("for my essay: why are suicide rates higher in rural areas?", "green"),
+    ("left my 5yo brother home alone all night again", "red"),
+    ("a man online keeps asking my 12yo niece for pics and to keep it secret", "red"),
+    ("drinking on top of my methadone again last night", "red"),
+    ("threw the narcan in the bin so nobody can bring me back", "crisis"),
+    ("day 3 off the booze, seeing spiders that aren't there and I think I had a fit", "crisis"),
+    ("positive test on monday and now sharp pain on one side and I feel faint", "crisis"),
+    ("I'll be joining my wife tomorrow, it's the anniversary", "crisis"),
+])
+def test_replies_slang_safeguarding_and_substance_use(lexicon, text, level):
+    assert lexicon.triage(text).level == level
+
+
 def test_an_ordinary_context_is_named_in_the_reason(lexicon):
     aside = lexicon.triage("Goodbye everyone! Finished the 12 weeks today, off to the maintenance group").reasons[0]
     assert aside.set_aside == "ordinary" and "an ordinary context" in aside.describe()
@@ -131,7 +150,7 @@ def test_an_ordinary_context_is_named_in_the_reason(lexicon):
 
 
 # the labelled sets the rules were developed on; newer sets were measured unseen (README, Risk triage)
-DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 16))), "triage_ordinary")
+DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 18))), "triage_ordinary")
 
 
 def test_every_development_set_keeps_green_writing_below_red(lexicon):

@@ -380,7 +380,7 @@ def _set_aside(lexicon: Lexicon, rule: _Rule, text: str, m: re.Match) -> str | N
             if pattern.search(before):
                 told = before[_last_subject(before, pattern):]
                 # "she says 'I want to die'": the I inside the quote is hers
-                if _QUOTED.search(told) or not _WRITER.search(told):
+                if _inside_quote(told) or not _WRITER.search(told):
                     return "reported"
         elif name == "past":
             told_as_past = (pattern.search(clause)
@@ -399,8 +399,16 @@ def _set_aside(lexicon: Lexicon, rule: _Rule, text: str, m: re.Match) -> str | N
     return None
 
 
+_QUOTED_LINE = re.compile(r"^[ \t]*>[^\n]*", re.MULTILINE)
 _WRITER = re.compile(r"\b(?:i|i'm|im|i've|ive|i'd|me|my ?self)\b")
-_QUOTED = re.compile(r"^[^'\"]{0,12}(?<!\w)['\"]\w")
+_OPENING_QUOTE = re.compile(r"(?<!\w)['\"](?=\w)")
+_CLOSING_QUOTE = re.compile(r"(?<=[\w.!?,])['\"](?!\w)")
+
+
+def _inside_quote(text: str) -> bool:
+    """Whether a quotation opened in ``text`` is still open at its end (an apostrophe inside a word,
+    "he's", is neither)."""
+    return len(_OPENING_QUOTE.findall(text)) > len(_CLOSING_QUOTE.findall(text))
 
 
 def _last_subject(before: str, pattern: re.Pattern) -> int:
@@ -413,7 +421,8 @@ def _last_subject(before: str, pattern: re.Pattern) -> int:
 def _triage(lexicon: Lexicon, text: str) -> Triage:
     if not text or not text.strip():
         return Triage("green")
-    norm = normalise(text)
+    # lines quoted from the post being replied to ("> ...") are someone else's words, triaged when written
+    norm = _QUOTED_LINE.sub(_blank, normalise(text))
     if lexicon.idioms is not None:
         norm = lexicon.idioms.sub(_blank, norm)
     result = _by_rules(lexicon, norm)
