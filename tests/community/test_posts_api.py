@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import select
+
 from peerlift.community.models import Mention, Poll, PollOption, Post, PostRevision
 from peerlift.events import Event
 from tests.conftest import assert_error, count_rows, post
@@ -216,3 +218,62 @@ def test_multiple_choice_poll_and_closing(world, client_for):
     assert_error(alice.post(f"/api/v1/polls/{poll['id']}/votes", json={"option_ids": both}), 409, "poll_closed")
     closed = alice.get(f"/api/v1/polls/{poll['id']}").json()
     assert closed["closed"] is True and closed["results_visible"] is True and closed["voters"] == 1
+
+
+def test_the_feed_is_read_without_a_worker_thread_per_dependency(world, client_for, monkeypatch, database):
+    """The circle feed takes no worker-thread trip for its dependencies, route or response check
+    (under concurrency those cost more than the read itself): none at all on SQLite, one for the
+    whole read on PostgreSQL. A sync route still takes them, which shows the count works."""
+    import fastapi.dependencies.utils
+    import fastapi.routing
+
+    import peerlift.web.deps
+
+    alice, bob, anon = client_for(world.alice), client_for(world.bob), client_for(None)
+    post(alice, world.circle, "On the loop")
+    trips = {"fastapi": 0, "read": 0}
+
+    def counting(name, real):
+        async def run(*args, **kwargs):
+            trips[name] += 1
+            return await real(*args, **kwargs)
+        return run
+
+    for module in (fastapi.routing, fastapi.dependencies.utils):
+        monkeypatch.setattr(module, "run_in_threadpool", counting("fastapi", module.run_in_threadpool))
+    monkeypatch.setattr(peerlift.web.deps, "run_in_threadpool", counting("read", peerlift.web.deps.run_in_threadpool))
+    feed = alice.get(f"/api/v1/circles/{world.circle.id}/posts")
+    assert feed.status_code == 200 and feed.json()["posts"][0]["body"] == "On the loop"
+    assert trips == {"fastapi": 0, "read": 0 if database.startswith("sqlite") else 1}
+    assert_error(bob.get("/api/v1/circles/999999/posts"), 404, field="circle_id")
+    assert_error(anon.get(f"/api/v1/circles/{world.circle.id}/posts"), 401)
+    assert trips["fastapi"] == 0
+    assert alice.get("/api/v1/circles").status_code == 200
+    assert trips["fastapi"] > 0
+
+
+def test_reading_the_feed_extends_a_session_from_a_worker_thread(world, client_for):
+    """A session seen long ago is extended by a feed read; the write happens apart from the read."""
+    import datetime as dt
+    import time
+
+    from sqlalchemy import update
+
+    from peerlift.db import transaction
+    from peerlift.identity.models import AuthSession
+
+    alice = client_for(world.alice)
+    long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    with transaction() as s:
+        s.execute(update(AuthSession).where(AuthSession.user_id == world.alice.id)
+                  .values(last_seen_at=long_ago))
+    assert alice.get(f"/api/v1/circles/{world.circle.id}/posts").status_code == 200
+    deadline = time.monotonic() + 10
+    seen = long_ago
+    while time.monotonic() < deadline:
+        with transaction(write=False) as s:
+            seen = max(s.scalars(select(AuthSession.last_seen_at).where(AuthSession.user_id == world.alice.id)))
+        if seen > long_ago:
+            break
+        time.sleep(0.05)
+    assert seen > long_ago

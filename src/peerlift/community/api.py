@@ -56,7 +56,7 @@ from peerlift.policy import (
     visible_user,
 )
 from peerlift.settings import get_settings
-from peerlift.web.deps import DB, CurrentUser
+from peerlift.web.deps import DB, CurrentUser, Reader, run_read
 
 router = APIRouter(prefix="/api/v1", tags=["community"])
 R = responses
@@ -148,10 +148,10 @@ def create_invitation(circle_id: int, body: InvitationIn, db: DB, user: CurrentU
 # --- posts ----------------------------------------------------------------------------------
 
 @router.get("/circles/{circle_id}/posts", response_model=FeedOut, responses=R(401, 404, 422))
-def list_posts(circle_id: int, db: DB, user: CurrentUser,
+async def list_posts(circle_id: int, db: DB, user: Reader,
                before: Annotated[int | None, Query(description="cursor: next_cursor of the previous page")] = None,
                limit: Annotated[int, Query(ge=1, le=100)] = 20):
-    return queries.feed(db, circle_access(db, user, circle_id), before=before, limit=limit)
+    return await run_read(db, lambda: queries.feed(db, circle_access(db, user, circle_id), before=before, limit=limit))
 
 
 @router.post("/circles/{circle_id}/posts", response_model=PostOut, status_code=201, responses=R(401, 403, 404, 422, 429))

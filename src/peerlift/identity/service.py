@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import logging
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
@@ -21,6 +23,8 @@ from peerlift.errors import PeerliftError, Conflict, Gone, InvalidInput, NotAuth
 from peerlift.events import Audience, publish
 from peerlift.identity import audit as audit_trail
 from peerlift.identity.models import AuthSession, LoginFailure, Invitation, Role, User
+
+log = logging.getLogger(__name__)
 
 
 class InvalidCredentials(NotAuthenticated):
@@ -238,8 +242,11 @@ def start_session(session: Session, user: User, *, ip: str = "", user_agent: str
     return token, auth
 
 
-def resolve_session(session: Session, token: str | None, *, days: int = 14) -> AuthSession | None:
-    """The live session for a cookie value, or None. Extends it at most every few minutes."""
+def resolve_session(session: Session, token: str | None, *, days: int = 14,
+                    defer: Callable[[Callable[[], None]], object] | None = None) -> AuthSession | None:
+    """The live session for a cookie value, or None. Extends it at most every few minutes; with
+    ``defer``, the extension is handed to it (to run in a write transaction of its own, elsewhere)
+    instead of being written here."""
     if not token or len(token) > 128:
         return None
     auth = session.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash(token)))
@@ -249,17 +256,26 @@ def resolve_session(session: Session, token: str | None, *, days: int = 14) -> A
     if now - auth.last_seen_at > SESSION_TOUCH_EVERY:
         touch = (update(AuthSession).where(AuthSession.id == auth.id)
                  .values(last_seen_at=now, expires_at=now + dt.timedelta(days=days)))
-        if session.get_bind().get_execution_options().get("peerlift_write") or \
+        if defer is not None:
+            defer(functools.partial(_touch_apart, touch))
+        elif session.get_bind().get_execution_options().get("peerlift_write") or \
                 session.get_bind().dialect.name != "sqlite":
             session.execute(touch)
         else:
             # A read transaction must not turn into a write on SQLite (it would fail if anything
             # committed since it began): the touch gets a short write transaction of its own.
-            from peerlift.db import transaction
-
-            with transaction() as write:
-                write.execute(touch)
+            _touch_apart(touch)
     return auth
+
+
+def _touch_apart(touch) -> None:
+    from peerlift.db import transaction
+
+    try:
+        with transaction() as write:
+            write.execute(touch)
+    except Exception:  # the session is extended on a later request instead
+        log.exception("extending a session failed")
 
 
 def end_session(session: Session, auth: AuthSession, ip: str = "") -> None:
