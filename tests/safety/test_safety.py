@@ -4,6 +4,7 @@ review queue, gating, the privacy warning, posting limits, and the acknowledgeme
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import select
 
@@ -281,3 +282,34 @@ def test_the_clinician_sees_the_persons_risk_and_scores_history(world, client_fo
     whats = [h["what"] for h in detail["history"]]
     assert whats[0] == "post" and detail["history"][0]["level"] == "crisis"
     assert "post" in whats[1:] and "PHQ9 score 16" in whats
+
+
+def test_the_writing_limits_read_only_the_last_hour_of_a_persons_writing(sqlite_database):
+    """The posting limits count a person's last hour through (author, time) indexes, so a member with
+    years of posts writes as fast as a newcomer (before, the count read the whole history)."""
+    from sqlalchemy import event
+
+    from peerlift.safety.service import _written_since
+    from tests.conftest import migrate_fresh
+
+    migrate_fresh(sqlite_database)
+    engine = dbmod.get_engine()
+    seen: list[tuple[str, tuple]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with dbmod.transaction(write=False) as s:
+            now = utcnow()
+            assert _written_since(s, 1, now - dt.timedelta(minutes=1), now - dt.timedelta(hours=1)) == (0, 0)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    statement, parameters = next((st, p) for st, p in seen if "UNION ALL" in st)
+    with engine.connect() as conn:
+        plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+    for table in ("post", "comment", "experience_report"):
+        assert re.search(rf"SEARCH {table} USING (?:COVERING )?INDEX ix_{table}_author_id_created_at "
+                         r"\(author_id=\? AND created_at>\?\)", plan), plan
+    assert "SCAN post" not in plan and "SCAN comment" not in plan

@@ -78,11 +78,13 @@ class Post(Base):
         Index("ix_post_space_id_id", "space_id", "id"),
         Index("ix_post_space_id_pinned_at", "space_id", "pinned_at",
               sqlite_where=text("pinned_at IS NOT NULL"), postgresql_where=text("pinned_at IS NOT NULL")),
+        # the writing limits count a person's last hour without reading their whole history
+        Index("ix_post_author_id_created_at", "author_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     space_id: Mapped[int] = mapped_column(ForeignKey("space.id", ondelete="CASCADE"))
-    author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     body: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -117,12 +119,13 @@ class PostRevision(Base):
 
 class Comment(Base):
     __tablename__ = "comment"
-    __table_args__ = (Index("ix_comment_post_id_id", "post_id", "id"),)
+    __table_args__ = (Index("ix_comment_post_id_id", "post_id", "id"),
+                      Index("ix_comment_author_id_created_at", "author_id", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("post.id", ondelete="CASCADE"))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("comment.id", ondelete="CASCADE"), nullable=True)
-    author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     body: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

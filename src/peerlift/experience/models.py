@@ -18,11 +18,12 @@ class ExperienceReport(Base):
     """One member's structured account of a treatment or strategy, in an open community."""
 
     __tablename__ = "experience_report"
-    __table_args__ = (Index("ix_experience_report_space_id_treatment_key", "space_id", "treatment_key"),)
+    __table_args__ = (Index("ix_experience_report_space_id_treatment_key", "space_id", "treatment_key"),
+                      Index("ix_experience_report_author_id_created_at", "author_id", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     space_id: Mapped[int] = mapped_column(ForeignKey("space.id", ondelete="CASCADE"))
-    author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     treatment_code: Mapped[str | None] = mapped_column(String(16), nullable=True)  # ATC code from the shipped list
     treatment_name: Mapped[str] = mapped_column(String(120))    # the list's name, or the free text as written
     treatment_key: Mapped[str] = mapped_column(String(120))     # what reports are grouped by
