@@ -118,12 +118,6 @@ def test_ordinary_contexts_set_aside_and_indirect_risk_counts(lexicon, text, lev
     ("my stoma hasn't put anything out since yesterday and I'm being sick", "red"),
     ("took my warfarin twice today by mistake", "red"),
     ("my partner has been drinking every night while she's got the baby", "red"),
-])
-def test_quotes_clauses_contractions_and_more_red_flags(lexicon, text, level):
-    assert lexicon.triage(text).level == level
-
-
-@pytest.mark.parametrize("text, level", [
     # "not me ..." says the writer is doing it; lines quoted from the post replied to are not the writer's
     ("not me hoping the train hits me on the way to my exam 🙃", "red"),
     ("> kms i have an exam tomorrow\n\nyou'll smash it, good luck!", "green"),
@@ -138,7 +132,7 @@ def test_quotes_clauses_contractions_and_more_red_flags(lexicon, text, level):
     ("positive test on monday and now sharp pain on one side and I feel faint", "crisis"),
     ("I'll be joining my wife tomorrow, it's the anniversary", "crisis"),
 ])
-def test_replies_slang_safeguarding_and_substance_use(lexicon, text, level):
+def test_quotes_clauses_contractions_replies_and_more_red_flags(lexicon, text, level):
     assert lexicon.triage(text).level == level
 
 
