@@ -255,3 +255,31 @@ def test_the_reindex_command(world, client_for):
     assert result.exit_code == 0, result.output
     assert "1 post, 1 comment, 0 experiences." in result.output
     assert set(found(bob, "knitting")) == {("post", post_id), ("comment", comment_id)}
+
+
+def test_ranking_pages_through_ties_in_the_same_order_as_a_full_sort(world, client_for):
+    """Results come in score order, newest first among equal scores, page after page; on SQLite the
+    matches are scored in the index before any document is read, which must not change that order."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from peerlift.search.queries import _ranked
+
+    alice = client_for(world.alice)
+    bodies = ["walk in the park", "walk", "long walk home after a walk", "walk in the park",
+              "walk in the park", "a walk", "walk", "walk in the park"]
+    ids = [post(alice, world.circle, body).json()["id"] for body in bodies]
+    with dbmod.transaction() as s:  # creation times out of id order, so ties show which wins
+        for n, post_id in enumerate(ids):
+            s.execute(update(SearchDocument).where(SearchDocument.kind == "post", SearchDocument.object_id == post_id)
+                      .values(created_at=dt.datetime(2026, 1, 1 + (n * 5) % 8, tzinfo=dt.timezone.utc)))
+    with dbmod.transaction(write=False) as s:
+        everything = [row[1] for row in _ranked(s, ["walk"], [world.circle.id], None, 100, 0)]
+        assert sorted(everything) == sorted(ids)
+        pages = [row[1] for offset in range(0, 8, 3) for row in _ranked(s, ["walk"], [world.circle.id], None, 3, offset)]
+        assert pages == everything
+        dated = {row[1]: (row[4], row[1]) for row in _ranked(s, ["walk"], [world.circle.id], None, 100, 0)}
+        same_text = [i for i, body in zip(ids, bodies) if body == "walk in the park"]
+        in_order = [i for i in everything if i in same_text]
+        assert in_order == sorted(same_text, key=lambda i: dated[i], reverse=True)

