@@ -205,11 +205,12 @@ def leave_community(community_id: int, db: DB, user: CurrentUser):
 
 
 @router.get("/communities/{community_id}/posts", response_model=FeedOut, responses=R(401, 404, 422))
-def list_community_posts(community_id: int, db: DB, user: CurrentUser,
-                         before: Annotated[int | None, Query(description="cursor: next_cursor of the previous page")] = None,
-                         limit: Annotated[int, Query(ge=1, le=100)] = 20):
-    """The community's feed, for its members only (the same feed as a circle's)."""
-    return queries.feed(db, community_access(db, user, community_id), before=before, limit=limit)
+async def list_community_posts(community_id: int, db: DB, user: Reader,
+                               before: Annotated[int | None, Query(description="cursor: next_cursor of the previous page")] = None,
+                               limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    """The community's feed, for its members only (the same feed as a circle's, read the same way)."""
+    return await run_read(db, lambda: queries.feed(db, community_access(db, user, community_id), before=before,
+                                                   limit=limit))
 
 
 @router.post("/communities/{community_id}/posts", response_model=PostOut, status_code=201,
