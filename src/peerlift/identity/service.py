@@ -17,7 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from peerlift.db import utcnow
+from peerlift.db import transaction, utcnow
 from peerlift.settings import get_settings
 from peerlift.errors import PeerliftError, Conflict, Gone, InvalidInput, NotAuthenticated, NotFound
 from peerlift.events import Audience, publish
@@ -269,8 +269,6 @@ def resolve_session(session: Session, token: str | None, *, days: int = 14,
 
 
 def _touch_apart(touch) -> None:
-    from peerlift.db import transaction
-
     try:
         with transaction() as write:
             write.execute(touch)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
 from peerlift.errors import responses
 from peerlift.search import queries
 from peerlift.search.schemas import SearchHitOut, SearchOut
-from peerlift.web.deps import DB, Reader, run_apart
+from peerlift.web.deps import DB, Reader
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
@@ -33,4 +34,4 @@ async def search(db: DB, user: Reader,
         return SearchOut(query=results.query, next_cursor=results.next_cursor,
                          results=[SearchHitOut.model_validate(hit) for hit in results.hits])
 
-    return await run_apart(work)  # a search can take tens of milliseconds: never on the loop
+    return await run_in_threadpool(work)  # a search can take tens of milliseconds: never on the loop

@@ -121,6 +121,10 @@ async def optional_user(request: Request, auth: Annotated[AuthSession | None, De
 
 
 async def current_user(request: Request, auth: Annotated[AuthSession | None, Depends(get_auth)]) -> User:
+    return _signed_in(request, auth)
+
+
+def _signed_in(request: Request, auth: AuthSession | None) -> User:
     if auth is None:
         raise NotAuthenticated("Sign in first.")
     _two_factor_gate(request, auth.user)
@@ -137,24 +141,16 @@ async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
 
 
 async def reader(request: Request, db: DB) -> User:
-    """``current_user`` for the busiest read-only routes (a circle's feed), run on the event loop.
+    """``current_user`` for the busiest read-only routes (the feeds, search), looked up on the event loop.
 
     Under load the worker-thread trips of a sync route cost more than the route itself: with
     16 concurrent feed reads, threads contending for the interpreter doubled the CPU time of each.
-    A route using this dependency is ``async`` and reads without leaving the loop: its statements
-    are short reads that never wait for a lock (SQLite's readers never block in WAL mode), and the
-    occasional extension of the session, a write, is handed to a worker thread."""
+    A route using this dependency is ``async`` and runs its own statements with ``run_read`` (or in
+    one worker-thread trip when they take long); the sign-in lookup here is one short read that never
+    waits for a lock (SQLite's readers never block in WAL mode), and the occasional extension of the
+    session, a write, is handed to a worker thread."""
     loop = asyncio.get_running_loop()
-    auth = _auth(request, db, defer=lambda touch: loop.run_in_executor(None, touch))
-    if auth is None:
-        raise NotAuthenticated("Sign in first.")
-    _two_factor_gate(request, auth.user)
-    return auth.user
-
-
-async def run_apart(work: Callable[[], T]) -> T:
-    """A reader route's statements in one worker-thread trip (for reads too long to run on the loop)."""
-    return await run_in_threadpool(work)
+    return _signed_in(request, _auth(request, db, defer=lambda touch: loop.run_in_executor(None, touch)))
 
 
 async def run_read(db: Session, work: Callable[[], T]) -> T:
@@ -162,7 +158,7 @@ async def run_read(db: Session, work: Callable[[], T]) -> T:
     worker-thread trip with a database over the network, where the loop would wait on every reply."""
     if db.get_bind().dialect.name == "sqlite":
         return work()
-    return await run_apart(work)
+    return await run_in_threadpool(work)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
