@@ -136,6 +136,30 @@ def test_quotes_clauses_contractions_replies_and_more_red_flags(lexicon, text, l
     assert lexicon.triage(text).level == level
 
 
+@pytest.mark.parametrize("text, level", [
+    # a number inside a bigger one is not a small intake; "send it" is not "end it"; forceps are not force
+    ("the dietitian put me up from 2,200 to 2,600 calories a day", "green"),
+    ("only managing 600 calories a day and I'm dizzy", "red"),
+    ("can you send it to my other email please", "green"),
+    ("the midwife said they used forceps in the end", "green"),
+    ("my grandson says 'goodbye forever' to the bath water every night", "green"),
+    ("my daughter throws her peas at the dog at every meal", "green"),
+    ("he throws things at me when he's been drinking", "red"),
+    ("overdosed on mince pies again, no regrets", "green"),
+    ("in my worst years I took diet pills daily", "green"),
+    ("used to burn myself as a teen, 20 years free of that now", "green"),
+    # a ligature in place, a goodbye passed on through others, alone with the means, a named partner's weapon
+    ("tied my dressing gown cord round the banister and I'm sat on the stairs", "crisis"),
+    ("please tell my kids I'm sorry", "crisis"),
+    ("this will be the last message you'll get from me", "crisis"),
+    ("parked up by the reservoir with all my tablets, can't go on", "crisis"),
+    ("sitting in the kitchen with my tablets sorting the dosette box", "green"),
+    ("my boyfriend's got a bat and he's banging on the door threatening me", "crisis"),
+])
+def test_numbers_words_inside_words_children_and_means_at_hand(lexicon, text, level):
+    assert lexicon.triage(text).level == level
+
+
 def test_an_ordinary_context_is_named_in_the_reason(lexicon):
     aside = lexicon.triage("Goodbye everyone! Finished the 12 weeks today, off to the maintenance group").reasons[0]
     assert aside.set_aside == "ordinary" and "an ordinary context" in aside.describe()
@@ -144,7 +168,7 @@ def test_an_ordinary_context_is_named_in_the_reason(lexicon):
 
 
 # the labelled sets the rules were developed on; newer sets were measured unseen (README, Risk triage)
-DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 18))), "triage_ordinary")
+DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 20))), "triage_ordinary")
 
 
 def test_every_development_set_keeps_green_writing_below_red(lexicon):
@@ -284,22 +308,35 @@ def test_cli_train_writes_a_model_with_cross_validated_figures(tmp_path):
     assert refused.exit_code == 1 and "case 1" in refused.stderr and not (tmp_path / "x.json").exists()
 
 
-def test_training_limits_false_alarms_per_file_even_where_the_rules_exceed_the_limit():
-    """A file whose harmless sentences the rules alone already raise beyond the limit does not stop
-    training from finding a threshold: the model may add no false alarm there, and is held to the
-    limit everywhere else."""
+def test_training_leaves_one_file_out_and_holds_the_model_to_its_share_of_false_alarms():
+    """With three or more files the threshold is chosen on scores of files the model was not fitted
+    on; the model adds no more than the limit of each file's green cases on average, and a file whose
+    harmless sentences the rules already raise does not pin the threshold at the top."""
     from peerlift.safety.model import LinearModel, train
 
     cases = YAML(typ="safe").load((DATA / "triage_eval.yaml").read_text())
     loud = [{"text": f"saying goodbye to everyone tonight, note {n}", "level": "green"} for n in range(25)]
     rules = {case["text"]: "crisis" for case in loud}
-    data, figures = train(cases + loud, rules_level=lambda text: rules.get(text, "green"),
-                          groups=["eval"] * len(cases) + ["loud"] * len(loud))
-    assert figures["cv_red_crisis_recall_with_rules"] is not None and figures["threshold"] < 0.95
+    folds_done = []
+    groups = ["eval-a" if i % 2 else "eval-b" for i in range(len(cases))] + ["loud"] * len(loud)
+    data, figures = train(cases + loud, rules_level=lambda text: rules.get(text, "green"), groups=groups,
+                          max_added_false_alarm=0.02, progress=lambda: folds_done.append(1))
+    assert figures["held_out"] == "one group" and figures["folds"] == 3 and len(folds_done) == 3
+    assert figures["threshold"] < 0.95 and figures["cv_green_raised_by_model_per_group"] <= 0.02
+    assert figures["cv_green_raised_with_rules"] >= 25 / (25 + sum(c["level"] == "green" for c in cases))
     model = LinearModel(data)
     greens = [c["text"] for c in cases if c["level"] == "green"]
     raised = sum(model.opinion(text).probability >= model.threshold for text in greens)
-    assert raised / len(greens) <= 0.04 + 0.02  # fitted on them: at most the cross-validated limit, with slack
+    assert raised / len(greens) <= 0.02 + 0.02  # fitted on them: at most the cross-validated share, with slack
+    # a looser limit lowers the threshold (more recall), a file with no risk case outside it is refused
+    looser, _ = train(cases + loud, rules_level=lambda text: rules.get(text, "green"), groups=groups,
+                      max_added_false_alarm=0.10)
+    assert looser["threshold"] < data["threshold"]
+    only_risk = [c for c in cases if c["level"] in ("red", "crisis")]
+    with pytest.raises(ValueError, match="outside every file"):
+        train(only_risk + loud[:5] + loud[5:10] + loud[10:],
+              rules_level=lambda text: "green",
+              groups=["risk"] * len(only_risk) + ["a"] * 5 + ["b"] * 5 + ["c"] * 15)
 
 
 def test_clinical_red_flags_raise_what_they_name_and_leave_look_alikes_alone(lexicon):
