@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 
-from sqlalchemy import and_, case, func, or_, select, union_all
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy import and_, bindparam, case, func, or_, select, union_all
+from sqlalchemy.orm import Session, joinedload
 
 from peerlift.community.models import (
     REACTIONS,
@@ -18,6 +19,7 @@ from peerlift.community.models import (
     Membership,
     Message,
     Poll,
+    PollOption,
     PollVote,
     Post,
     PostRevision,
@@ -164,21 +166,27 @@ class CircleSummary:
 
 # --- helpers --------------------------------------------------------------------------
 
+@cache
+def _roles_and_badges_query():
+    user_ids = bindparam("user_ids", expanding=True)
+    verified = (select(Professional.user_id, Professional.profession, Professional.profession_other)
+                .where(Professional.status == Status.verified.value, Professional.user_id.in_(user_ids)).subquery())
+    return (
+        select(User.id, Membership.role, verified.c.profession, verified.c.profession_other)
+        .select_from(User)
+        .outerjoin(Membership, and_(Membership.user_id == User.id, Membership.space_id == bindparam("space_id")))
+        .outerjoin(verified, verified.c.user_id == User.id)
+        .where(User.id.in_(user_ids))
+    )
+
+
 def _roles_and_badges(session: Session, space_id: int,
                       user_ids: set[int]) -> tuple[dict[int, CircleRole], dict[int, str]]:
     """Each author's role in the space, and the profession of those verified as professionals now,
-    in one statement."""
+    in one statement (built once)."""
     if not user_ids:
         return {}, {}
-    verified = (select(Professional.user_id, Professional.profession, Professional.profession_other)
-                .where(Professional.status == Status.verified.value, Professional.user_id.in_(user_ids)).subquery())
-    rows = session.execute(
-        select(User.id, Membership.role, verified.c.profession, verified.c.profession_other)
-        .select_from(User)
-        .outerjoin(Membership, and_(Membership.user_id == User.id, Membership.space_id == space_id))
-        .outerjoin(verified, verified.c.user_id == User.id)
-        .where(User.id.in_(user_ids))
-    ).all()
+    rows = session.execute(_roles_and_badges_query(), {"user_ids": list(user_ids), "space_id": space_id}).all()
     roles = {user_id: role for user_id, role, _p, _o in rows if role is not None}
     badges = {user_id: label_of(profession, other) for user_id, _r, profession, other in rows if profession}
     return roles, badges
@@ -201,17 +209,20 @@ def _escalated_posts():
         or_(Escalation.status != EscalationStatus.resolved, Escalation.outcome.not_in(("no_risk", "released"))))
 
 
+@cache
+def _reaction_counts_query(column):
+    return (select(column, Reaction.kind, func.count(),
+                   func.sum(case((Reaction.user_id == bindparam("viewer_id"), 1), else_=0)))
+            .where(column.in_(bindparam("ids", expanding=True)))
+            .group_by(column, Reaction.kind))
+
+
 def _reaction_counts(session: Session, viewer_id: int, column, ids: list[int]) -> tuple[dict, dict]:
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     mine: dict[int, list[str]] = defaultdict(list)
     if not ids:
         return counts, mine
-    rows = session.execute(
-        select(column, Reaction.kind, func.count(),
-               func.sum(case((Reaction.user_id == viewer_id, 1), else_=0)))
-        .where(column.in_(ids))
-        .group_by(column, Reaction.kind)
-    ).all()
+    rows = session.execute(_reaction_counts_query(column), {"viewer_id": viewer_id, "ids": ids}).all()
     order = {kind: i for i, kind in enumerate(REACTIONS)}
     for target_id, kind, count, my in sorted(rows, key=lambda r: order.get(r[1], 99)):
         counts[target_id][kind] = count
@@ -220,18 +231,27 @@ def _reaction_counts(session: Session, viewer_id: int, column, ids: list[int]) -
     return counts, mine
 
 
+@cache
+def _poll_queries():
+    """The polls of some posts with their options in order, and the votes of some polls."""
+    return (
+        select(Poll.id, Poll.post_id, Poll.question, Poll.multiple, Poll.closes_at, PollOption.id, PollOption.text)
+        .join(PollOption, PollOption.poll_id == Poll.id)
+        .where(Poll.post_id.in_(bindparam("post_ids", expanding=True))).order_by(Poll.id, PollOption.position),
+        select(PollVote.poll_id, PollVote.option_id, PollVote.user_id)
+        .where(PollVote.poll_id.in_(bindparam("poll_ids", expanding=True))),
+    )
+
+
 def _poll_views(session: Session, access: CircleAccess, post_ids: list[int]) -> dict[int, PollView]:
+    """The polls of these posts with their options and votes: two statements, none when no post has one."""
     if not post_ids:
         return {}
-    polls = session.scalars(
-        select(Poll).options(selectinload(Poll.options)).where(Poll.post_id.in_(post_ids))
-    ).all()
-    if not polls:
+    queries = _poll_queries()
+    option_rows = session.execute(queries[0], {"post_ids": post_ids}).all()
+    if not option_rows:
         return {}
-    poll_ids = [p.id for p in polls]
-    vote_rows = session.execute(
-        select(PollVote.poll_id, PollVote.option_id, PollVote.user_id).where(PollVote.poll_id.in_(poll_ids))
-    ).all()
+    vote_rows = session.execute(queries[1], {"poll_ids": list({row[0] for row in option_rows})}).all()
     per_option: dict[int, int] = defaultdict(int)
     voters: dict[int, set[int]] = defaultdict(set)
     mine: dict[int, list[int]] = defaultdict(list)
@@ -241,25 +261,28 @@ def _poll_views(session: Session, access: CircleAccess, post_ids: list[int]) -> 
         if user_id == access.user.id:
             mine[poll_id].append(option_id)
     now = utcnow()
-    views = {}
-    for poll in polls:
-        closed = poll.closes_at is not None and poll.closes_at <= now
-        visible = closed or bool(mine[poll.id]) or access.is_facilitator
-        views[poll.post_id] = PollView(
-            id=poll.id, post_id=poll.post_id, question=poll.question, multiple=poll.multiple,
-            closes_at=poll.closes_at, closed=closed, results_visible=visible,
-            voters=len(voters[poll.id]) if visible else None,
-            my_votes=sorted(mine[poll.id]),
-            options=[PollOptionView(o.id, o.text, per_option[o.id] if visible else None) for o in poll.options],
-        )
+    views: dict[int, PollView] = {}
+    for poll_id, post_id, question, multiple, closes_at, option_id, option_text in option_rows:
+        view = views.get(post_id)
+        if view is None:
+            closed = closes_at is not None and closes_at <= now
+            visible = closed or bool(mine[poll_id]) or access.is_facilitator
+            view = views[post_id] = PollView(
+                id=poll_id, post_id=post_id, question=question, multiple=multiple, closes_at=closes_at,
+                closed=closed, results_visible=visible, voters=len(voters[poll_id]) if visible else None,
+                my_votes=sorted(mine[poll_id]), options=[],
+            )
+        view.options.append(PollOptionView(option_id, option_text, per_option[option_id] if view.results_visible else None))
     return views
 
 
-def _post_views(session: Session, access: CircleAccess, posts: list[Post]) -> list[PostView]:
+def _post_views(session: Session, access: CircleAccess, posts: list[Post] | list[_FeedPost]) -> list[PostView]:
+    """Views of posts read as ORM instances or as the feed's plain rows; only posts that may carry a
+    poll (all ORM instances, the rows whose ``has_poll`` says so) have their poll read."""
     ids = [p.id for p in posts]
     roles, badges = _roles_and_badges(session, access.space.id, {p.author_id for p in posts})
     counts, mine = _reaction_counts(session, access.user.id, Reaction.post_id, ids)
-    polls = _poll_views(session, access, ids)
+    polls = _poll_views(session, access, [p.id for p in posts if getattr(p, "has_poll", True)])
     escalated = _with_clinical_team(session, [p.id for p in posts if p.is_question])
     last_read = access.membership.last_read_post_id
     return [
@@ -291,43 +314,103 @@ def _unread_rows(space_id: int, last_read: int, viewer_id: int):
             .order_by(Post.id).limit(UNREAD_CAP))
 
 
+@cache
+def _unread_count_query():
+    capped = _unread_rows(bindparam("space_id"), bindparam("last_read"), bindparam("viewer_id")).subquery()
+    return select(func.count()).select_from(capped)
+
+
 def unread_count(session: Session, access: CircleAccess) -> int:
-    capped = _unread_rows(access.space.id, access.membership.last_read_post_id, access.user.id).subquery()
-    return session.scalar(select(func.count()).select_from(capped)) or 0
+    return session.scalar(_unread_count_query(), {"space_id": access.space.id, "viewer_id": access.user.id,
+                                                  "last_read": access.membership.last_read_post_id}) or 0
 
 
 # --- public reads ------------------------------------------------------------------------
 
-def _feed_visible(access: CircleAccess):
-    """The circle's feed: what everyone sees, and one's own held or removed posts (marked as such).
-    Facilitators find held posts in the review queue, not in the feed."""
-    return or_(Post.visibility == "visible", Post.author_id == access.user.id)
+@dataclass(frozen=True, slots=True)
+class _Author:
+    """The columns of an author that a post view shows (``Person.of``, ``shown_person``)."""
+    id: int
+    display_name: str
+    handle: str
+    pronouns: str
+    pseudonym: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _FeedPost:
+    """A post as the feed reads it: plain columns, no ORM instance to build."""
+    id: int
+    space_id: int
+    author_id: int
+    body: str
+    body_html: str
+    created_at: dt.datetime
+    edited_at: dt.datetime | None
+    pinned_at: dt.datetime | None
+    comment_count: int
+    visibility: str
+    removed_reason: str
+    anonymous: bool
+    is_question: bool
+    for_professionals: bool
+    accepted_comment_id: int | None
+    has_poll: bool
+    author: _Author
+
+
+_FEED_POST_COLUMNS = (Post.id, Post.space_id, Post.author_id, Post.body, Post.body_html, Post.created_at,
+                      Post.edited_at, Post.pinned_at, Post.comment_count, Post.visibility, Post.removed_reason,
+                      Post.anonymous, Post.is_question, Post.for_professionals, Post.accepted_comment_id)
+
+
+def _with_authors(query):
+    """The post columns of ``query`` with its author's and whether it has a poll, for ``_FeedPost``."""
+    return query.add_columns(
+        select(Poll.id).where(Poll.post_id == Post.id).exists().label("has_poll"),
+        User.display_name, User.handle, User.pronouns, User.pseudonym,
+    ).join(User, User.id == Post.author_id)
+
+
+@cache
+def _feed_query(after_cursor: bool):
+    """A page of the feed (built once; the viewer, space, limit and cursor are parameters)."""
+    query = (select(*_FEED_POST_COLUMNS)
+             .where(Post.space_id == bindparam("space_id"), Post.deleted_at.is_(None),
+                    or_(Post.visibility == "visible", Post.author_id == bindparam("viewer_id")))
+             .order_by(Post.id.desc()).limit(bindparam("limit")))
+    if after_cursor:
+        query = query.where(Post.id < bindparam("before"))
+    return _with_authors(query)
+
+
+@cache
+def _pinned_query():
+    return _with_authors(
+        select(*_FEED_POST_COLUMNS)
+        .where(Post.space_id == bindparam("space_id"), Post.deleted_at.is_(None), Post.pinned_at.is_not(None),
+               Post.visibility == "visible")
+        .order_by(Post.pinned_at.desc()).limit(5))
+
+
+def _feed_posts(session: Session, query, params: dict) -> list[_FeedPost]:
+    split = len(_FEED_POST_COLUMNS) + 1  # the post's columns and has_poll, then its author's
+    return [_FeedPost(*row[:split], author=_Author(row[2], *row[split:])) for row in session.execute(query, params)]
 
 
 def feed(session: Session, access: CircleAccess, *, before: int | None = None, limit: int = 20) -> FeedPage:
-    """Newest first. ``before`` is the cursor: the id of the last post of the previous page."""
+    """Newest first. ``before`` is the cursor: the id of the last post of the previous page. What a
+    member sees: everything visible, and their own held or removed posts (marked as such); facilitators
+    find held posts in the review queue, not in the feed."""
     if limit < 1 or limit > 100:
         raise InvalidInput("limit is between 1 and 100.", field="limit")
     if before is not None and before < 1:
         raise InvalidInput("The cursor is not valid.", field="before")
     space_id: AccessibleSpaceID = access.space_id
-    query = (
-        select(Post).options(joinedload(Post.author))
-        .where(Post.space_id == space_id, Post.deleted_at.is_(None), _feed_visible(access))
-        .order_by(Post.id.desc()).limit(limit + 1)
-    )
-    if before is not None:
-        query = query.where(Post.id < before)
-    rows = list(session.scalars(query))
+    params = {"space_id": space_id, "viewer_id": access.user.id, "limit": limit + 1, "before": before}
+    rows = _feed_posts(session, _feed_query(before is not None), params)
     page, more = rows[:limit], len(rows) > limit
-    pinned_rows: list[Post] = []
-    if before is None:
-        pinned_rows = list(session.scalars(
-            select(Post).options(joinedload(Post.author))
-            .where(Post.space_id == space_id, Post.deleted_at.is_(None), Post.pinned_at.is_not(None),
-                   Post.visibility == "visible")
-            .order_by(Post.pinned_at.desc()).limit(5)
-        ))
+    pinned_rows = _feed_posts(session, _pinned_query(), {"space_id": space_id}) if before is None else []
     by_id = {p.id: p for p in page + pinned_rows}
     views = {v.id: v for v in _post_views(session, access, list(by_id.values()))}
     return FeedPage(
