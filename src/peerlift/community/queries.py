@@ -1,4 +1,7 @@
-"""Reads of the community domain, each a fixed number of SQL statements whatever the page size."""
+"""Reads of the community domain, each a fixed number of SQL statements whatever the page size.
+
+The feed is the most read page: its statements are Core selects built once with bound parameters and
+run on the session's connection, so a read builds no statement and no ORM instance."""
 
 from __future__ import annotations
 
@@ -186,7 +189,7 @@ def _roles_and_badges(session: Session, space_id: int,
     in one statement (built once)."""
     if not user_ids:
         return {}, {}
-    rows = session.execute(_roles_and_badges_query(), {"user_ids": list(user_ids), "space_id": space_id}).all()
+    rows = session.connection().execute(_roles_and_badges_query(), {"user_ids": list(user_ids), "space_id": space_id}).all()
     roles = {user_id: role for user_id, role, _p, _o in rows if role is not None}
     badges = {user_id: label_of(profession, other) for user_id, _r, profession, other in rows if profession}
     return roles, badges
@@ -222,7 +225,7 @@ def _reaction_counts(session: Session, viewer_id: int, column, ids: list[int]) -
     mine: dict[int, list[str]] = defaultdict(list)
     if not ids:
         return counts, mine
-    rows = session.execute(_reaction_counts_query(column), {"viewer_id": viewer_id, "ids": ids}).all()
+    rows = session.connection().execute(_reaction_counts_query(column), {"viewer_id": viewer_id, "ids": ids}).all()
     order = {kind: i for i, kind in enumerate(REACTIONS)}
     for target_id, kind, count, my in sorted(rows, key=lambda r: order.get(r[1], 99)):
         counts[target_id][kind] = count
@@ -248,10 +251,10 @@ def _poll_views(session: Session, access: CircleAccess, post_ids: list[int]) -> 
     if not post_ids:
         return {}
     queries = _poll_queries()
-    option_rows = session.execute(queries[0], {"post_ids": post_ids}).all()
+    option_rows = session.connection().execute(queries[0], {"post_ids": post_ids}).all()
     if not option_rows:
         return {}
-    vote_rows = session.execute(queries[1], {"poll_ids": list({row[0] for row in option_rows})}).all()
+    vote_rows = session.connection().execute(queries[1], {"poll_ids": list({row[0] for row in option_rows})}).all()
     per_option: dict[int, int] = defaultdict(int)
     voters: dict[int, set[int]] = defaultdict(set)
     mine: dict[int, list[int]] = defaultdict(list)
@@ -321,7 +324,7 @@ def _unread_count_query():
 
 
 def unread_count(session: Session, access: CircleAccess) -> int:
-    return session.scalar(_unread_count_query(), {"space_id": access.space.id, "viewer_id": access.user.id,
+    return session.connection().scalar(_unread_count_query(), {"space_id": access.space.id, "viewer_id": access.user.id,
                                                   "last_read": access.membership.last_read_post_id}) or 0
 
 
@@ -395,7 +398,7 @@ def _pinned_query():
 
 def _feed_posts(session: Session, query, params: dict) -> list[_FeedPost]:
     split = len(_FEED_POST_COLUMNS) + 1  # the post's columns and has_poll, then its author's
-    return [_FeedPost(*row[:split], author=_Author(row[2], *row[split:])) for row in session.execute(query, params)]
+    return [_FeedPost(*row[:split], author=_Author(row[2], *row[split:])) for row in session.connection().execute(query, params)]
 
 
 def feed(session: Session, access: CircleAccess, *, before: int | None = None, limit: int = 20) -> FeedPage:
