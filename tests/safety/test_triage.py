@@ -160,6 +160,57 @@ def test_numbers_words_inside_words_children_and_means_at_hand(lexicon, text, le
     assert lexicon.triage(text).level == level
 
 
+@pytest.mark.parametrize("text, level", [
+    # "suicide" alone is a topic (a statistic, a loss, a training day), not a thought of one's own
+    ("the training on suicide prevention at work was really good", "green"),
+    ("we lost my uncle to suicide in 2019 and the walk today was for him", "green"),
+    ("suicide seems like the only way out of this debt", "red"),
+    # texting spellings, facts about the body, a plan made with the doctor, the edge of the bed
+    ("i jst wnt to disapear forever", "red"),
+    ("what actually happens to your body when your sugar drops?", "green"),
+    ("coach, I want to come off my sertraline in spring, I'll do it with my GP", "green"),
+    ("I sit on the edge of the bed before standing so I don't get dizzy", "green"),
+    ("any tips so I don't wake up low after a night out?", "green"),
+    # told by a professional or the news; a past year told as over; a nearby threat
+    ("the nurse told us that chest pain with a numb arm means calling 999 at once", "green"),
+    ("I was suicidal for months after the divorce. That was 2016, and I'm glad I stayed.", "green"),
+    ("my ex knows where I live now and he's been sat outside the flat tonight", "red"),
+    ("my mother-in-law slapped me again today", "red"),
+    # no point in living, stepping out in front of traffic, swimming out
+    ("honestly what's the point of carrying on", "red"),
+    ("waiting at the crossing I thought about stepping out in front of the lorry", "red"),
+    ("going to swim out as far as I can tonight", "crisis"),
+    # clinical: breathing, bleeding, potassium, a silent fistula, fever after a transplant, meds and drink
+    ("can't get a full sentence out and my lips look blue", "crisis"),
+    ("my oxygen was 84% on the finger probe this morning", "red"),
+    ("my oxygen is 87% but that's normal for me, the team knows", "green"),
+    ("blood is pouring from my fistula and soaking through the towel", "crisis"),
+    ("potassium came back at 6.8 and they want me in", "red"),
+    ("potassium was 4.6, all good", "green"),
+    ("can't feel the buzz in my fistula since this morning", "red"),
+    ("temperature of 38.5 two months after my kidney transplant", "red"),
+    ("binned all my tablets on Friday, I'm done with them", "red"),
+    ("having wine on top of my diazepam most nights now", "red"),
+    ("haven't slept in 5 nights, spent my savings, the ideas are so clear now", "red"),
+    ("I'm scared to be left alone with the baby", "red"),
+    ("used for the first time since I got out of prison", "red"),
+    ("I've swallowed every one of my amitriptyline, the whole box", "crisis"),
+    ("drove home from the party still over the limit", "red"),
+])
+def test_topics_spellings_tellers_and_more_clinical_red_flags(lexicon, text, level):
+    assert lexicon.triage(text).level == level
+
+
+def test_spellings_are_data_and_checked(tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("spellings:\n  ded: dead\n  wanna2: want to\n")
+    assert load([extra]).spellings["wanna2"] == "want to"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("spellings:\n  'w/o': without\n")
+    with pytest.raises(LexiconError, match="spelling 'w/o'"):
+        load([bad])
+
+
 def test_an_ordinary_context_is_named_in_the_reason(lexicon):
     aside = lexicon.triage("Goodbye everyone! Finished the 12 weeks today, off to the maintenance group").reasons[0]
     assert aside.set_aside == "ordinary" and "an ordinary context" in aside.describe()
@@ -168,7 +219,7 @@ def test_an_ordinary_context_is_named_in_the_reason(lexicon):
 
 
 # the labelled sets the rules were developed on; newer sets were measured unseen (README, Risk triage)
-DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 20))), "triage_ordinary")
+DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 24))), "triage_ordinary")
 
 
 def test_every_development_set_keeps_green_writing_below_red(lexicon):

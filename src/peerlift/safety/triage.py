@@ -74,7 +74,17 @@ class LexiconSpec(_Strict):
     not_joke: str | None = None
     not_present: str | None = None
     risk_context: str | None = None
+    # Texting spellings read as the words they stand for ("wnt" -> "want"), before any rule is tried.
+    spellings: dict[str, str] = Field(default_factory=dict)
     rules: list[RuleSpec] = Field(default_factory=list)
+
+    @field_validator("spellings")
+    @classmethod
+    def _words(cls, spellings: dict[str, str]) -> dict[str, str]:
+        for word, meant in spellings.items():
+            if not re.fullmatch(r"[a-z0-9']+", word) or not meant.strip() or meant != meant.lower():
+                raise ValueError(f"spelling {word!r}: a lower-case word, read as lower-case words")
+        return spellings
 
     @field_validator("defs")
     @classmethod
@@ -155,9 +165,17 @@ class Lexicon:
     files: tuple[str, ...] = field(default=())
     rule_set: object | None = None  # an RE2 set of every rule's patterns: which rules can match, in one pass
     model: object | None = None     # the learned second opinion (safety.model.LinearModel), or None
+    spellings: dict[str, str] = field(default_factory=dict)
+    spelling_pattern: re.Pattern | None = None
 
     def triage(self, text: str) -> Triage:
         return _triage(self, text)
+
+    def respell(self, norm: str) -> str:
+        """Texting spellings as the words they stand for."""
+        if self.spelling_pattern is None:
+            return norm
+        return self.spelling_pattern.sub(lambda m: self.spellings[m.group(0)], norm)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -214,8 +232,10 @@ def load(extra: Iterable[str | Path] = (), model: str | Path | None = None) -> L
     idioms: list[str] = []
     modifiers: dict[str, list[str]] = {m: [] for m in (*MODIFIERS, *_HELPERS)}
     rules: dict[str, tuple[RuleSpec, str]] = {}
+    spellings: dict[str, str] = {}
     for path, spec in zip(paths, specs):
         defs.update(spec.defs)
+        spellings.update(spec.spellings)
         idioms += spec.idioms
         for name in modifiers:
             if getattr(spec, name):
@@ -237,6 +257,9 @@ def load(extra: Iterable[str | Path] = (), model: str | Path | None = None) -> L
         modifiers={m: _compile(modifiers[m], defs, m, problems) for m in (*MODIFIERS, *_HELPERS)},
         any_trigger=None,
         files=tuple(str(p) for p in paths),
+        spellings=spellings,
+        spelling_pattern=re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, spellings), key=len, reverse=True))
+                                    + r")\b") if spellings else None,
     )
     if problems:
         raise LexiconError("\n".join(problems))
@@ -315,7 +338,7 @@ def triage(text: str, lexicon: Lexicon | None = None) -> Triage:
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
                          "\u00a0": " "})
-_CLAUSE_END = re.compile(r"(?:[.!?;\n]+|\s-\s|,\s*(?=(?:but|i|i'm|im|i've|ive|i'd|it's|its|and i|so i|now|just"
+_CLAUSE_END = re.compile(r"(?:[.!?;\n]+|\s-\s|,\s*(?=(?:but|i|i'm|im|i've|ive|i'd|it's|its|and i|so i|now|and now|just"
                          r"|(?:\d+|a few|many|two|three|four|five|ten) (?:years|yrs|months) (?:on|later))\b)|\s(?=but\s)|\s(?=although\s)|\s(?=though\s)|"
                          r"\s(?=just\s(?:so|really)\b))")
 
@@ -422,7 +445,7 @@ def _triage(lexicon: Lexicon, text: str) -> Triage:
     if not text or not text.strip():
         return Triage("green")
     # lines quoted from the post being replied to ("> ...") are someone else's words, triaged when written
-    norm = _QUOTED_LINE.sub(_blank, normalise(text))
+    norm = lexicon.respell(_QUOTED_LINE.sub(_blank, normalise(text)))
     if lexicon.idioms is not None:
         norm = lexicon.idioms.sub(_blank, norm)
     result = _by_rules(lexicon, norm)
