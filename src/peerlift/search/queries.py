@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
-from peerlift.community.models import Space
 from peerlift.errors import InvalidInput, NotFound
 from peerlift.identity.models import Role, User
 from peerlift.policy import searchable_spaces
@@ -164,7 +164,7 @@ def _hits(session: Session, user: User, terms: list[str], rows: list[tuple], *,
     its author shown as the space shows them to this person: a community name in an open community,
     "Anonymous member" for an anonymous post (whose author's role no filter may reveal either)."""
     from peerlift.community.queries import shown_person
-    from peerlift.policy import circle_access
+    from peerlift.policy import circle_accesses
     from peerlift.professionals.service import verified_labels
 
     links: dict[tuple[str, int], str] = {}
@@ -175,8 +175,7 @@ def _hits(session: Session, user: User, terms: list[str], rows: list[tuple], *,
             links.update({(name, object_id): url for object_id, url in kind.links(session, ids).items()})
             anonymous.update((name, object_id) for object_id in kind.anonymous(session, ids))
     authors = {u.id: u for u in session.query(User).filter(User.id.in_({row[3] for row in rows}))} if rows else {}
-    spaces = dict(session.query(Space.id, Space.name).filter(Space.id.in_({row[2] for row in rows}))) if rows else {}
-    accesses = {space_id: circle_access(session, user, space_id) for space_id in {row[2] for row in rows}}
+    accesses = circle_accesses(session, user, {row[2] for row in rows})
     badges = verified_labels(session, authors)
     hits = []
     for kind, object_id, space_id, author_id, created_at, body in rows:
@@ -191,7 +190,7 @@ def _hits(session: Session, user: User, terms: list[str], rows: list[tuple], *,
             continue  # an anonymous author is never picked out by their role
         author_type = ("member" if concealed or (author.role == Role.participant and not shown.professional)
                        else "professional" if shown.professional else "staff")
-        hits.append(Hit(kind=kind, id=object_id, url=url, space_id=space_id, space_name=spaces.get(space_id, ""),
+        hits.append(Hit(kind=kind, id=object_id, url=url, space_id=space_id, space_name=accesses[space_id].space.name,
                         author_id=shown.id, author_name=shown.display_name, author_type=author_type,
                         created_at=created_at if isinstance(created_at, dt.datetime) else _parse(created_at),
                         snippet_html=snippet(body, terms), author_professional=shown.professional))
@@ -213,11 +212,19 @@ def _stem(term: str) -> str:
     return term
 
 
+@lru_cache(maxsize=256)
+def _matching_words(terms: tuple[str, ...]) -> re.Pattern | None:
+    """Words starting with the stem of any of ``terms``, whatever their case."""
+    stems = sorted({_stem(term) for term in terms if term}, key=len, reverse=True)
+    if not stems:
+        return None
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, stems)) + r")\w*", re.IGNORECASE | re.UNICODE)
+
+
 def snippet(body: str, terms: list[str], width: int = SNIPPET_CHARS) -> Markup:
     """A passage of ``body`` around the first matching word, escaped, the matching words in ``<mark>``."""
-    stems = [_stem(term) for term in terms]
-    words = list(_WORD.finditer(body))
-    matches = [m for m in words if any(m.group().lower().startswith(s) for s in stems)]
+    pattern = _matching_words(tuple(terms))
+    matches = list(pattern.finditer(body)) if pattern is not None else []
     start = 0
     if matches and matches[0].start() > width // 3:
         start = body.rfind(" ", 0, matches[0].start() - width // 3) + 1
