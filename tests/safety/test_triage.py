@@ -201,6 +201,47 @@ def test_topics_spellings_tellers_and_more_clinical_red_flags(lexicon, text, lev
     assert lexicon.triage(text).level == level
 
 
+@pytest.mark.parametrize("text, level", [
+    # ordinary: two pills, a self-injection, a card handed over, a neurologist asking, a past decade, a game
+    ("took all my tablets with breakfast, all three of them, living the dream", "green"),
+    ("jab day: stabbed myself in the tummy with the pen, no drama", "green"),
+    ("best thing I did was give my wife control of the bank card for a while", "green"),
+    ("my psychiatrist asked about thoughts of ending it, a standard question apparently", "green"),
+    ("my gran said she wanted to die some winters. That was the 70s, she's 90 now and sharp as a tack", "green"),
+    ("she said 'let's just end it all', she meant the board game, four hours in", "green"),
+    ("cut myself shaving again, tiny nick", "green"),
+    ("I could strangle him, lovingly, he ate my leftovers", "green"),
+    ("gonna throw myself off the sofa if the kids ask for one more snack", "green"),
+    ("he had 4 seizures today, within his normal, plan followed", "green"),
+    # risk: without me, hoping to be ended, game slang, a method asked for oneself, a jump from where they are
+    ("my husband keeps saying we'd be fine without him", "red"),
+    ("kind of hoping the lorry clips me on the way home and that's that", "red"),
+    ("lost the lot again, time to uninstall myself", "red"),
+    ("can you overdose on iron tablets? asking for me", "red"),
+    ("if this bet loses I'm jumping off the multi-storey, I'm on the top level now", "crisis"),
+    ("I won't be at group next week, or any other day.", "crisis"),
+    ("sometimes I think about throwing myself down the stairs", "red"),
+    ("threw a plate at him and I'm scared next time I won't miss", "red"),
+    # clinical and safeguarding
+    ("my dad is trapped under the tractor and not answering", "crisis"),
+    ("took morphine from the drug box after my shift and used it", "crisis"),
+    ("swallowed my whole month's supply of sertraline", "crisis"),
+    ("she's had 5 seizures today and mum won't call anyone", "red"),
+    ("haven't had my lamotrigine for 3 days, pharmacy ran out", "red"),
+    ("my aura has been going for more than a day now", "red"),
+    ("blood pressure 176/108 and a pounding headache", "red"),
+    ("some bleeding today, ten years after my last period", "red"),
+    ("the condom split with a guy who isn't on meds, is it too late for PEP?", "red"),
+    ("breathless walking to the toilet since yesterday", "red"),
+    ("the boss keeps our passports and says we owe him", "red"),
+    ("having a drink before my shifts now to steady my hands", "red"),
+    ("since the pramipexole went up I've been gambling every night", "red"),
+    ("not sleeping, not eating, last time it got like this I ended up in hospital", "red"),
+])
+def test_without_me_methods_asked_for_oneself_and_round_five_red_flags(lexicon, text, level):
+    assert lexicon.triage(text).level == level
+
+
 def test_spellings_are_data_and_checked(tmp_path):
     extra = tmp_path / "extra.yaml"
     extra.write_text("spellings:\n  ded: dead\n  wanna2: want to\n")
@@ -219,7 +260,7 @@ def test_an_ordinary_context_is_named_in_the_reason(lexicon):
 
 
 # the labelled sets the rules were developed on; newer sets were measured unseen (README, Risk triage)
-DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 24))), "triage_ordinary")
+DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 30))), "triage_ordinary")
 
 
 def test_every_development_set_keeps_green_writing_below_red(lexicon):
