@@ -268,8 +268,9 @@ def test_every_development_set_keeps_green_writing_below_red(lexicon):
     to red or crisis."""
     for name in DEVELOPMENT_SETS:
         path = DATA / f"{name}.yaml"
-        result = evaluate(YAML(typ="safe").load(path.read_text()), lexicon)
-        assert result.false_alarm_ordinary <= 0.02, path.name
+        greens = [case for case in YAML(typ="safe").load(path.read_text()) if case["level"] == "green"]
+        raised = [case["text"] for case in greens if lexicon.triage(case["text"]).level in ("red", "crisis")]
+        assert greens and len(raised) / len(greens) <= 0.02, (path.name, raised)
 
 
 def test_reasons_name_the_rule_and_the_phrase_and_what_set_a_match_aside(lexicon):
