@@ -66,12 +66,14 @@ def _not_found(what: str, field: str) -> NotFound:
     return NotFound(f"No {what} with that id.", field=field)
 
 
+def _memberships(user: User, which):
+    """The spaces ``which`` selects that ``user`` belongs to, each with the membership."""
+    return select(Space, Membership).join(Membership, Membership.space_id == Space.id).where(
+        which, Membership.user_id == user.id)
+
+
 def circle_access(session: Session, user: User, space_id: int) -> CircleAccess:
-    row = session.execute(
-        select(Space, Membership)
-        .join(Membership, Membership.space_id == Space.id)
-        .where(Space.id == space_id, Membership.user_id == user.id)
-    ).first()
+    row = session.execute(_memberships(user, Space.id == space_id)).first()
     if row is None:
         raise _not_found("circle", "circle_id")
     return CircleAccess(user=user, space=row[0], membership=row[1])
@@ -83,9 +85,7 @@ def circle_accesses(session: Session, user: User, space_ids) -> dict[int, Circle
     if not ids:
         return {}
     accesses = {space.id: CircleAccess(user=user, space=space, membership=membership)
-                for space, membership in session.execute(
-                    select(Space, Membership).join(Membership, Membership.space_id == Space.id)
-                    .where(Space.id.in_(ids), Membership.user_id == user.id))}
+                for space, membership in session.execute(_memberships(user, Space.id.in_(ids)))}
     if len(accesses) != len(ids):
         raise _not_found("circle", "circle_id")
     return accesses

@@ -105,7 +105,7 @@ def train(paths: Annotated[list[Path], typer.Argument(help="YAML lists of {text,
     from peerlift.safety.triage import LEVELS, load
 
     try:
-        from peerlift.safety.model import train as fit
+        from peerlift.safety.model import cross_validation_folds, train as fit
         import sklearn  # noqa: F401
     except ImportError:
         err.print("Training needs scikit-learn: pip install 'peerlift[train]'", markup=False)
@@ -127,7 +127,7 @@ def train(paths: Annotated[list[Path], typer.Argument(help="YAML lists of {text,
         groups += [str(path)] * len(loaded)
     rules = load()  # rules alone: the model is the second opinion to them
     with Progress(*Progress.get_default_columns(), console=err, transient=True) as bar:
-        task = bar.add_task("cross-validating", total=len(set(groups)) if len(set(groups)) > 2 else 5)
+        task = bar.add_task("cross-validating", total=len(cross_validation_folds(len(cases), groups)))
         try:
             data, figures = fit(cases, rules_level=lambda text: rules.triage(text).level,
                                 max_added_false_alarm=max_added_false_alarm, groups=groups,

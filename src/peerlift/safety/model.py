@@ -175,12 +175,17 @@ def _held_out_scores(texts: Sequence[str], labels: Sequence[bool], c: float, fol
     return scores
 
 
+def leaves_groups_out(groups: Sequence[str] | None) -> bool:
+    """Whether cross-validation leaves one group out at a time: with three groups or more."""
+    return groups is not None and len(set(groups)) > 2
+
+
 def cross_validation_folds(n: int, groups: Sequence[str] | None, *, folds: int = 5, seed: int = 7) -> list[list[int]]:
     """One fold per group (a labelled file: one author's writing) when there are three or more, so that
     every score is the model's opinion of writing it has not seen, as in use; else ``folds`` random folds."""
     import random
 
-    if groups is not None and len(set(groups)) > 2:
+    if leaves_groups_out(groups):
         by_group: dict[str, list[int]] = {}
         for i, group in enumerate(groups):
             by_group.setdefault(group, []).append(i)
@@ -219,7 +224,7 @@ def train(cases: Sequence[dict], *, rules_level, c: float = 10.0, max_added_fals
     risk = max(sum(labels), 1)
     figures = {
         "cases": len(cases), "folds": len(folds),
-        "held_out": "one group" if groups is not None and len(set(groups)) > 2 else "random fold",
+        "held_out": "one group" if leaves_groups_out(groups) else "random fold",
         "threshold": threshold,
         "cv_red_crisis_recall_with_rules": sum(r and y for r, y in zip(raised, labels)) / risk,
         "cv_green_raised_with_rules": sum(r and g for r, g in zip(raised, greens)) / max(sum(greens), 1),
