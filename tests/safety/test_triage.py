@@ -242,6 +242,52 @@ def test_without_me_methods_asked_for_oneself_and_round_five_red_flags(lexicon, 
     assert lexicon.triage(text).level == level
 
 
+@pytest.mark.parametrize("text, level", [
+    # ordinary: a past winter, a bare "doc told me", questions about thresholds, idioms of work and noise
+    ("three winters ago I had pills saved up in a drawer. Talked to my nurse instead, still here", "green"),
+    ("Nurse told us about a man who took his whole box of pills, she wanted us to know the signs", "green"),
+    ("what counts as a high temperature after a transplant, 38 or 37.5?", "green"),
+    ("at what point should I go to A&E with a migraine that won't shift?", "green"),
+    ("up at 5, 7am start on the roof in the rain, then the school run. Living the dream", "green"),
+    ("I'll throw myself off the pier if I hear one more ice-cream van jingle", "green"),
+    ("woke up like I'd been hit by a truck after that first spin class", "green"),
+    ("bloody sick of the rain, the dog won't even go out", "green"),
+    ("our Kev hasn't posted since Monday, he's on his stag do in Benidorm", "green"),
+    ("took a double dose of my inhaler like the asthma nurse told me to", "green"),
+    ("my 3 year old gave the cat my leftover pizza", "green"),
+    # risk
+    ("Gary from Thursday group hasn't answered for three days and his phone's off, anyone heard?", "red"),
+    ("dad with dementia wandered off again at night, police are looking for him now", "red"),
+    ("I keep looking at the gun safe in the garage, more than I should", "red"),
+    ("I'm sat on the level crossing in the car", "crisis"),
+    ("Leave my guitar to my nephew Sam. Thanks for everything lads. I'm done.", "crisis"),
+    ("saved up enough and they're in the glovebox, I'll swallow them at the beach later", "crisis"),
+    ("every night I pray for God to take me in my sleep", "red"),
+    ("if there was a button to switch myself off I'd press it", "red"),
+    ("if it wasn't for my dog I don't think I'd still be here", "red"),
+    ("honestly I'd rather not be alive anymore", "red"),
+    ("I pushed Mum against the wall when she wandered at 3am and I'm frightened it will happen again", "red"),
+    ("he shakes the baby when she won't settle", "red"),
+    ("I can hear the woman upstairs screaming for help, he's hitting her", "crisis"),
+    ("he locks my insulin in his car until I hand over my wages", "red"),
+    ("the carer has been taking Nan's pension, we found the receipts", "red"),
+    ("I've been taking my oxycodone at double the dose since Tuesday", "red"),
+    ("took methotrexate daily this week instead of weekly, my mouth is full of ulcers", "red"),
+    ("came off my venlafaxine cold turkey on Friday, the brain zaps are awful", "red"),
+    ("five days after my c-section, temperature 38.7 and a smelly discharge", "red"),
+    ("31 weeks and my waters have just gone", "crisis"),
+    ("my husband keeps nodding off mid-sentence since the new patches", "red"),
+    ("chest felt heavy the whole run but I pushed through to the end", "red"),
+    ("living on black coffee for a week and I keep fainting at work", "red"),
+    ("found my 2 year old with the e-liquid bottle, it's open and he was sucking the top", "red"),
+    ("the chemist wouldn't give me diazepam so I bought some off a guy on Telegram", "red"),
+    ("had rituximab on Tuesday, temp 38.4 tonight and shivering", "red"),
+    ("mi pray every night fi di Lord tek mi", "red"),
+])
+def test_round_six_people_missing_farewells_coercion_and_medicines(lexicon, text, level):
+    assert lexicon.triage(text).level == level
+
+
 def test_spellings_are_data_and_checked(tmp_path):
     extra = tmp_path / "extra.yaml"
     extra.write_text("spellings:\n  ded: dead\n  wanna2: want to\n")
@@ -260,7 +306,7 @@ def test_an_ordinary_context_is_named_in_the_reason(lexicon):
 
 
 # the labelled sets the rules were developed on; newer sets were measured unseen (README, Risk triage)
-DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 30))), "triage_ordinary")
+DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 40))), "triage_ordinary")
 
 
 def test_every_development_set_keeps_green_writing_below_red(lexicon):

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from peerlift.safety.model import MAX_ADDED_FALSE_ALARM
+
 app = typer.Typer(help="Risk triage and personal-information checks.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -96,7 +98,7 @@ def train(paths: Annotated[list[Path], typer.Argument(help="YAML lists of {text,
           out: Annotated[Path, typer.Option("--out", help="Where to write the model (JSON)")],
           max_added_false_alarm: Annotated[float, typer.Option(
               help="Most green cases of a file the model may raise to red on top of the rules, on average, "
-                   "judged on files it was not trained on")] = 0.02) -> None:
+                   "judged on files it was not trained on")] = MAX_ADDED_FALSE_ALARM) -> None:
     """Train the learned second opinion on labelled sentences (needs scikit-learn: pip install
     'peerlift[train]'). The threshold is chosen by cross-validation that leaves one file out at a time
     (each file is one author's writing), so it holds for writing the model has never read."""
