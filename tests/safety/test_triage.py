@@ -288,6 +288,23 @@ def test_round_six_people_missing_farewells_coercion_and_medicines(lexicon, text
     assert lexicon.triage(text).level == level
 
 
+@pytest.mark.parametrize("text, level", [
+    # diary scores, questions about a topic, figures of speech, a vape said goodbye to
+    ("DBT card today: urge to self-harm 0/5, urge to drink 1/5, skills used: opposite action", "green"),
+    ("does anyone know whether a teacher has to report self-harm to the parents?", "green"),
+    ("ran for the bus, my body says I got hit by a bus instead", "green"),
+    ("my nephew's jokes, I could die laughing", "green"),
+    ("'Lord take me now' when the printer jams, as my mother says, only an expression", "green"),
+    ("said goodbye to my last vape pod tonight, binned it for good", "green"),
+    ("past me would have cut over this, present me went for a run", "green"),
+    # still risk: a high urge score, a question that is about oneself now
+    ("urge to self-harm 5/5 tonight and the blade is in my bag", "red"),
+    ("does anyone know how many of my sleeping tablets it would take? asking for me", "red"),
+])
+def test_diary_scores_topic_questions_and_figures_of_speech(lexicon, text, level):
+    assert lexicon.triage(text).level == level
+
+
 def test_spellings_are_data_and_checked(tmp_path):
     extra = tmp_path / "extra.yaml"
     extra.write_text("spellings:\n  ded: dead\n  wanna2: want to\n")
