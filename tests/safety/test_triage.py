@@ -305,6 +305,38 @@ def test_diary_scores_topic_questions_and_figures_of_speech(lexicon, text, level
     assert lexicon.triage(text).level == level
 
 
+@pytest.mark.parametrize("text, level", [
+    # someone missing, told by the one who worries
+    ("Uncle Ray, 80, missing since this morning. He has dementia and no phone. Police know.", "red"),
+    ("my sister hasn't come home since Sunday and her phone is off, not like her", "red"),
+    # another person's overdose or weapon, relayed
+    ("my cousin just rang saying she's taken everything in the bathroom cabinet", "crisis"),
+    ("he sent me a photo of his rifle and then stopped answering", "crisis"),
+    # death as rest, a shortened life hoped for, a close one speaking of dying today
+    ("I keep dreaming about being dead and it feels so peaceful", "red"),
+    ("I'd rather fall and not get up, honestly", "red"),
+    ("my wife said this morning that we'd be better off without her, what do I do", "red"),
+    # self-harm by heat, binges with no one to check
+    ("pressed my palm against the iron after the argument", "red"),
+    ("got a bag of G in, nobody to check on me this weekend", "red"),
+    # medicines and bodies
+    ("the insulin costs too much so I halve my doses to make it last", "red"),
+    ("still driving to work even though the DVLA took my licence after the fits", "red"),
+    ("sore on my big toe has gone black and it smells", "red"),
+    ("erection for six hours now and it hurts, sickle cell", "crisis"),
+    ("sudden tearing pain between my shoulder blades into my chest, I feel faint", "crisis"),
+    ("my flatmate won't wake up and her breathing is really slow, she had G earlier", "crisis"),
+    # figures of speech and the past set aside
+    ("the 111 hold music makes me want to jump out of a window", "green"),
+    ("kms this essay is due at nine", "green"),
+    ("Grandad beat us all at dominoes again", "green"),
+    ("CPAP mask marks on my face all morning", "green"),
+    ("caught hep C in the 90s sharing works, clean for years now", "green"),
+])
+def test_round_seven_people_missing_relayed_danger_and_bodies(lexicon, text, level):
+    assert lexicon.triage(text).level == level
+
+
 def test_spellings_are_data_and_checked(tmp_path):
     extra = tmp_path / "extra.yaml"
     extra.write_text("spellings:\n  ded: dead\n  wanna2: want to\n")
@@ -323,7 +355,7 @@ def test_an_ordinary_context_is_named_in_the_reason(lexicon):
 
 
 # the labelled sets the rules were developed on; newer sets were measured unseen (README, Risk triage)
-DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 40))), "triage_ordinary")
+DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 46), *range(48, 52))), "triage_ordinary")
 
 
 def test_every_development_set_keeps_green_writing_below_red(lexicon):
