@@ -337,6 +337,25 @@ def test_round_seven_people_missing_relayed_danger_and_bodies(lexicon, text, lev
     assert lexicon.triage(text).level == level
 
 
+@pytest.mark.parametrize("text, level", [
+    # denials, questions, the past at diagnosis, another member's story, figures of speech
+    ("Zero thoughts of ending it, just tired of this flat", "green"),
+    ("never thought about ending it, and I know how lucky I am", "green"),
+    ("what actually happens if you miss a dose of levodopa?", "green"),
+    ("how long should you wait before ringing 999 when someone has a seizure?", "green"),
+    ("when I was first diagnosed I stopped my tablets for a week and ended up in hospital", "green"),
+    ("a member here posted that she'd been planning to end things, and this group got her through", "green"),
+    ("the hold music makes me want to die", "green"),
+    ("I nearly died laughing at the quiz", "green"),
+    ("his puns are criminal, he should be locked up for them", "green"),
+    # still risk: a plan known, a question about oneself, lights and noise aside
+    ("I know how I'd do it and I've got the tablets", "crisis"),
+    ("the noise in my head makes me want to die", "red"),
+])
+def test_round_eight_denials_questions_and_figures_of_speech(lexicon, text, level):
+    assert lexicon.triage(text).level == level
+
+
 def test_spellings_are_data_and_checked(tmp_path):
     extra = tmp_path / "extra.yaml"
     extra.write_text("spellings:\n  ded: dead\n  wanna2: want to\n")
@@ -355,7 +374,8 @@ def test_an_ordinary_context_is_named_in_the_reason(lexicon):
 
 
 # the labelled sets the rules were developed on; newer sets were measured unseen (README, Risk triage)
-DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 46), *range(48, 52))), "triage_ordinary")
+DEVELOPMENT_SETS = ("triage_eval", *(f"triage_holdout{n}" for n in ("", *range(2, 46), *range(48, 53), 54, 55)),
+                    "triage_ordinary")
 
 
 def test_every_development_set_keeps_green_writing_below_red(lexicon):
