@@ -348,7 +348,7 @@ def test_round_seven_people_missing_relayed_danger_and_bodies(lexicon, text, lev
     ("the hold music makes me want to die", "green"),
     ("I nearly died laughing at the quiz", "green"),
     ("his puns are criminal, he should be locked up for them", "green"),
-    # still risk: a plan known, a question about oneself, lights and noise aside
+    # still risk: a plan known; what is in one's head is no figure of speech
     ("I know how I'd do it and I've got the tablets", "crisis"),
     ("the noise in my head makes me want to die", "red"),
 ])
