@@ -243,12 +243,34 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _clock_ticks()
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(raw.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
 class Server:
-    """``peerlift serve`` in its own process: uvicorn, one worker, as users run it."""
+    """``peerlift serve`` in its own process, as users run it: one process, or ``workers`` of them
+    (``--workers N``, which needs Redis: pass ``PEERLIFT_REDIS_URL`` in ``extra_env``)."""
 
     def __init__(self, database_url: str, *, log_path: Path, port: int | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.database_url = database_url
+        self.workers = workers
         self.port = port or free_port()
         self.log_path = log_path
         self.extra_env = extra_env or {}
@@ -276,7 +298,7 @@ class Server:
         self._log = open(self.log_path, "ab")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [*cmd, "serve", "--port", str(self.port)],
+            [*cmd, "serve", "--port", str(self.port), "--workers", str(self.workers)],
             cwd=str(ROOT), env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         self._wait_ready(timeout)
@@ -296,7 +318,11 @@ class Server:
         raise RuntimeError(f"the server did not answer within {timeout:.0f} s:\n{self.log_tail()}")
 
     def cpu_seconds(self) -> float | None:
-        return process_cpu_seconds(self.proc.pid) if self.proc is not None else None
+        """CPU time of the server and its worker processes (those running now)."""
+        if self.proc is None:
+            return None
+        times = [process_cpu_seconds(pid) for pid in process_tree(self.proc.pid)]
+        return sum(t for t in times if t is not None)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -342,8 +368,19 @@ class ApiClient:
     email: str
     user_id: int
     label: str = ""
+    raw: RawHttp | None = None  # the same person through the light client (see ``light``)
+
+    def light(self) -> RawHttp:
+        """This person's session on a connection of the light client (opened at the first request)."""
+        if self.raw is None:
+            cookie = "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
+            self.raw = RawHttp(str(self.http.base_url), {"Cookie": cookie,
+                                                         "X-CSRF-Token": self.http.headers["X-CSRF-Token"]})
+        return self.raw
 
     async def aclose(self) -> None:
+        if self.raw is not None:
+            await self.raw.aclose()
         await self.http.aclose()
 
 
@@ -377,6 +414,92 @@ async def sign_in_all(base_url: str, people: Sequence[tuple[str, str, str]]) -> 
     return clients
 
 
+class RawResponse:
+    """What the load scenarios read of an answer."""
+
+    __slots__ = ("status_code", "content")
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code, self.content = status_code, content
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+
+class RawHttp:
+    """A light load generator: one keep-alive HTTP/1.1 connection with fixed headers (a signed-in
+    person's cookie and CSRF token), requests written as bytes and answers read by Content-Length or
+    chunks. An httpx request costs the client about 0.6 ms of CPU; on a machine of two cores shared
+    with the server, that much client work delays the server it measures. This costs a tenth of it."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout: float = 30.0) -> None:
+        host_port = base_url.split("://", 1)[1].rstrip("/")
+        self.host, _, port = host_port.partition(":")
+        self.port = int(port or 80)
+        self.timeout = timeout
+        lines = [f"Host: {host_port}", *(f"{k}: {v}" for k, v in headers.items())]
+        self._headers = ("\r\n".join(lines) + "\r\n").encode()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, url: str, *, json_body: Any = None) -> RawResponse:
+        body = json.dumps(json_body).encode() if json_body is not None else b""
+        head = f"{method} {url} HTTP/1.1\r\n".encode() + self._headers
+        if json_body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
+        return await asyncio.wait_for(self._exchange(head + b"\r\n" + body), self.timeout)
+
+    async def _exchange(self, message: bytes) -> RawResponse:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            self._writer.write(message)
+            head = await self._reader.readuntil(b"\r\n\r\n")
+            status_line, _, header_block = head.partition(b"\r\n")
+            status = int(status_line.split(b" ", 2)[1])
+            headers = {}
+            for line in header_block.split(b"\r\n"):
+                name, sep, value = line.partition(b":")
+                if sep:
+                    headers[name.strip().lower()] = value.strip()
+            if b"content-length" in headers:
+                content = await self._reader.readexactly(int(headers[b"content-length"]))
+            elif headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+                content = await self._read_chunks()
+            else:
+                content = await self._reader.read()
+                await self.aclose()
+            if headers.get(b"connection", b"").lower() == b"close":
+                await self.aclose()
+            return RawResponse(status, content)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _read_chunks(self) -> bytes:
+        parts = []
+        while True:
+            size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await self._reader.readuntil(b"\r\n")
+                return b"".join(parts)
+            parts.append(await self._reader.readexactly(size))
+            await self._reader.readexactly(2)
+
+    async def aclose(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+
+
 # --- closed-loop load ----------------------------------------------------------------------------------
 
 @dataclass
@@ -400,16 +523,19 @@ class Recorder:
     def running(self) -> bool:
         return time.perf_counter() < self.stop_at
 
-    async def request(self, http: httpx.AsyncClient, method: str, url: str, *, tag: str = "",
-                      **kwargs) -> httpx.Response | None:
+    async def request(self, http: httpx.AsyncClient | RawHttp, method: str, url: str, *, tag: str = "",
+                      **kwargs) -> httpx.Response | RawResponse | None:
         t0 = time.perf_counter()
         failure = ""
         try:
-            response = await http.request(method, url, **kwargs)
+            if isinstance(http, RawHttp):
+                response = await http.request(method, url, json_body=kwargs.pop("json", None), **kwargs)
+            else:
+                response = await http.request(method, url, **kwargs)
             status = response.status_code
             if not 200 <= status < 300:
                 failure = f"HTTP {status}"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
             response, status, failure = None, 0, exc.__class__.__name__
         latency = time.perf_counter() - t0
         if self.record_from <= t0 < self.stop_at:

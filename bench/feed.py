@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import random
 import re
 import sys
@@ -515,12 +516,15 @@ def feed_url(space_id: int) -> str:
     return f"/api/v1/circles/{space_id}/posts?limit={PAGE}"
 
 
-def make_workers(space_id: int):
+def make_workers(space_id: int, light: bool = True):
     url = feed_url(space_id)
+
+    def conn(client: ApiClient):
+        return client.light() if light else client.http
 
     async def feed_read(rec, client: ApiClient, i: int) -> None:
         while rec.running:
-            await rec.request(client.http, "GET", url, tag=client.label)
+            await rec.request(conn(client), "GET", url, tag=client.label)
 
     async def feed_single(rec, pair: tuple[ApiClient, ApiClient], i: int) -> None:
         # One request in flight at a time, alternating a caught-up and a never-read member:
@@ -529,7 +533,7 @@ def make_workers(space_id: int):
         while rec.running:
             client = pair[n % 2]
             n += 1
-            await rec.request(client.http, "GET", url, tag=client.label)
+            await rec.request(conn(client), "GET", url, tag=client.label)
 
     async def feed_deep(rec, client: ApiClient, i: int) -> None:
         first = await client.http.get(url)
@@ -540,7 +544,7 @@ def make_workers(space_id: int):
             for _ in range(DEEP_PAGES):
                 if not rec.running:
                     break
-                response = await rec.request(client.http, "GET", f"{url}&before={before}", tag=client.label)
+                response = await rec.request(conn(client), "GET", f"{url}&before={before}", tag=client.label)
                 if response is None or response.status_code != 200:
                     break
                 before = response.json()["next_cursor"]
@@ -553,7 +557,7 @@ def make_workers(space_id: int):
         while rec.running:
             n += 1
             body = f"Check-in {n} from client {i}: 20-minute walk done, salad for lunch. Feeling good!"
-            await rec.request(client.http, "POST", path, json={"body": body}, tag=client.label)
+            await rec.request(conn(client), "POST", path, json={"body": body}, tag=client.label)
 
     return {"feed read": feed_read, "feed single": feed_single, "feed deep": feed_deep,
             "post create": post_create}
@@ -590,7 +594,7 @@ async def run_scenarios(server: Server, seeded: Seeded, args) -> tuple[dict[str,
                       f"{sample['bytes'] / 1024:.0f} KiB; {len(clients)} clients signed in")
         if sample["posts"] != PAGE or not sample["has_next"]:
             console.print(f"    [yellow]the first page is not a full page with a next cursor: {sample}[/yellow]")
-        workers = make_workers(seeded.space_id)
+        workers = make_workers(seeded.space_id, light=args.client == "light")
         out: dict[str, Any] = {}
         pair = (next(c for c in clients if c.label == "caught-up"),
                 next((c for c in clients if c.label == "never-read"), clients[-1]))
@@ -638,7 +642,9 @@ def run_case(backend: str, n_posts: int, args, workdir: Path, rng: random.Random
                                            {"caught_up": caught_up.user_id, "never_read": never_read.user_id})
     release_engines()
 
-    server = Server(url, log_path=workdir / f"server-{backend}-{n_posts}.log")
+    extra_env = {"PEERLIFT_REDIS_URL": args.redis_url} if args.workers > 1 else {}
+    server = Server(url, log_path=workdir / f"server-{backend}-{n_posts}.log", workers=args.workers,
+                    extra_env=extra_env)
     try:
         server.start()
         case["server_startup_seconds"] = server.startup_seconds
@@ -773,6 +779,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=16, help="concurrent signed-in clients (default 16)")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"subset of: {', '.join(SCENARIOS)}")
     p.add_argument("--seed", type=int, default=20240601, help="random seed of the generated content")
+    p.add_argument("--workers", type=int, default=1,
+                   help="serving processes (peerlift serve --workers N; more than one uses Redis)")
+    p.add_argument("--redis-url", default=os.environ.get("PEERLIFT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+                   help="Redis for several serving processes (default $PEERLIFT_BENCH_REDIS_URL or db 14 on localhost)")
+    p.add_argument("--client", choices=("light", "httpx"), default="light",
+                   help="load generator: a light HTTP/1.1 client (default) or httpx")
     args = p.parse_args(argv)
     args.sizes = [int(s.replace("_", "").replace("k", "000")) for s in
                   (args.sizes or ("1000" if args.quick else "1000,10000,100000")).split(",") if s.strip()]
@@ -791,6 +803,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup = 0.5 if args.quick else 1.5
     if args.clients < 1:
         p.error("--clients must be at least 1")
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
     return args
 
 
@@ -873,6 +887,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started_at.isoformat(),
         "total_seconds": total,
         "config": {"sizes": args.sizes, "backends": args.backends, "clients": args.clients,
+                   "workers": args.workers, "client": args.client,
                    "duration": args.duration, "warmup": args.warmup, "scenarios": args.scenarios,
                    "quick": args.quick, "seed": args.seed, "members": MEMBERS, "page": PAGE,
                    "deep_pages": DEEP_PAGES, "batch": BATCH},

@@ -121,7 +121,7 @@ def _safe_url(url: str) -> str:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only)")] = 1,
+    workers: Annotated[int, typer.Option(help="Serving processes (more than one needs PEERLIFT_REDIS_URL)")] = 1,
     scheduler: Annotated[bool, typer.Option(help="Run a scheduler worker in this process")] = True,
     forwarded_allow_ips: Annotated[str | None, typer.Option(
         help="Proxies trusted for X-Forwarded-For/-Proto: addresses or networks, comma-separated, or *"
@@ -136,9 +136,6 @@ def serve(
         os.environ["PEERLIFT_FORWARDED_ALLOW_IPS"] = forwarded_allow_ips
     settings = _settings()
     _check_cue_files(settings)
-    if workers > 1 and settings.database_url.startswith("sqlite"):
-        console.print("[red]Several processes need PostgreSQL (PEERLIFT_DATABASE_URL).[/red]")
-        raise typer.Exit(2)
     if workers > 1 and not settings.redis_url:
         console.print("[red]Several processes need PEERLIFT_REDIS_URL, so live events reach every stream.[/red]")
         raise typer.Exit(2)

@@ -1,13 +1,15 @@
 """Engine, sessions and the declarative base.
 
-SQLite (WAL, foreign keys on, writes begin IMMEDIATE so two writers queue instead of
-failing) by default, PostgreSQL through psycopg 3 when PEERLIFT_DATABASE_URL says so.
+SQLite (WAL, foreign keys on, writers queued in turn across threads and processes, then
+BEGIN IMMEDIATE) by default, PostgreSQL through psycopg 3 when PEERLIFT_DATABASE_URL says so.
 Times are stored in UTC.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -74,6 +76,48 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(dt.UTC)
 
 
+class WriterQueue:
+    """The writers of one SQLite file, served in turn, across threads and processes.
+
+    SQLite lets one writer in at a time and makes the others sleep and retry in its busy handler,
+    so a newcomer often overtakes a writer that has waited long. Here a writer first takes this
+    process's lock (threads queue on it), then an exclusive ``flock`` on ``<database>-writer`` beside
+    the file (processes queue on it; the kernel drops it if its process dies), and only then begins
+    ``BEGIN IMMEDIATE``. ``peerlift serve --workers N`` on SQLite relies on this."""
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = Lock()
+        self._path = f"{database}-writer" if database else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self._path is None:
+            return None
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self, timeout: float) -> None:
+        if not self._threads.acquire(timeout=timeout):
+            raise TimeoutError(f"the database stayed busy with other writes for {timeout:.0f} seconds")
+        try:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
 _engines: dict[str, Engine] = {}
 _lock = Lock()
 
@@ -100,15 +144,12 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    # Writers of this process queue on a lock before BEGIN IMMEDIATE: they are served in turn
-    # instead of sleeping in SQLite's busy handler, which lets newcomers overtake a waiting writer.
-    writers = Lock()
+    writers = WriterQueue(parsed.database if parsed.database not in (None, "", ":memory:") else None)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         if conn.get_execution_options().get("peerlift_write"):
-            if not writers.acquire(timeout=30):
-                raise TimeoutError("the database stayed busy with other writes for 30 seconds")
+            writers.acquire(timeout=30)
             conn.info["holds_write_lock"] = True  # the pool record's info: seen again at checkin
             try:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
