@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -264,13 +265,11 @@ def process_tree(pid: int) -> list[int]:
 
 
 class Server:
-    """``peerlift serve`` in its own process, as users run it: one process, or ``workers`` of them
-    (``--workers N``, which needs Redis: pass ``PEERLIFT_REDIS_URL`` in ``extra_env``)."""
+    """``peerlift serve`` in its own process, as users run it (uvicorn, one process)."""
 
     def __init__(self, database_url: str, *, log_path: Path, port: int | None = None,
-                 extra_env: dict[str, str] | None = None, workers: int = 1) -> None:
+                 extra_env: dict[str, str] | None = None) -> None:
         self.database_url = database_url
-        self.workers = workers
         self.port = port or free_port()
         self.log_path = log_path
         self.extra_env = extra_env or {}
@@ -298,7 +297,7 @@ class Server:
         self._log = open(self.log_path, "ab")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [*cmd, "serve", "--port", str(self.port), "--workers", str(self.workers)],
+            [*cmd, "serve", "--port", str(self.port)],
             cwd=str(ROOT), env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         self._wait_ready(timeout)
@@ -318,11 +317,7 @@ class Server:
         raise RuntimeError(f"the server did not answer within {timeout:.0f} s:\n{self.log_tail()}")
 
     def cpu_seconds(self) -> float | None:
-        """CPU time of the server and its worker processes (those running now)."""
-        if self.proc is None:
-            return None
-        times = [process_cpu_seconds(pid) for pid in process_tree(self.proc.pid)]
-        return sum(t for t in times if t is not None)
+        return process_cpu_seconds(self.proc.pid) if self.proc is not None else None
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -356,6 +351,101 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def nginx_binary() -> str | None:
+    """nginx on the PATH, Debian's, or the one ``make nginx`` unpacks into the venv."""
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx", str(ROOT / ".venv/nginx/usr/sbin/nginx")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+class Balanced:
+    """The scaled set-up on one machine: ``processes`` ``peerlift serve`` on ports of their own, with Redis
+    for the live stream, behind nginx balancing requests as ``deploy/nginx/peerlift.conf`` does
+    (``least_conn``, HTTP/1.1 keep-alive to the processes), over plain HTTP here. The same interface as
+    ``Server``; CPU is that of every process and nginx together."""
+
+    def __init__(self, database_url: str, *, log_dir: Path, processes: int, redis_url: str) -> None:
+        self.servers = [Server(database_url, log_path=log_dir / f"server-{i}.log",
+                               extra_env={"PEERLIFT_REDIS_URL": redis_url}) for i in range(processes)]
+        self.port = free_port()
+        self.dir = log_dir / f"nginx-{self.port}"
+        self.nginx: subprocess.Popen | None = None
+        self.startup_seconds: float | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _config(self) -> str:
+        d = self.dir
+        upstream = "".join(f"    server 127.0.0.1:{s.port};\n" for s in self.servers)
+        return (
+            f"daemon off;\nworker_processes 1;\npid {d / 'nginx.pid'};\nerror_log {d / 'error.log'};\n"
+            "events { worker_connections 1024; }\n"
+            f"http {{\n  access_log off;\n  client_body_temp_path {d / 'body'};\n  proxy_temp_path {d / 'proxy'};\n"
+            f"  fastcgi_temp_path {d / 'fastcgi'};\n  uwsgi_temp_path {d / 'uwsgi'};\n  scgi_temp_path {d / 'scgi'};\n"
+            f"  upstream peerlift {{\n    least_conn;\n{upstream}    keepalive 32;\n    keepalive_timeout 4s;\n  }}\n"
+            f"  server {{\n    listen 127.0.0.1:{self.port};\n    client_max_body_size 2m;\n"
+            "    proxy_http_version 1.1;\n    proxy_set_header Connection \"\";\n    proxy_set_header Host $host;\n"
+            "    proxy_set_header X-Forwarded-For $remote_addr;\n    proxy_set_header X-Forwarded-Proto $scheme;\n"
+            "    location / { proxy_pass http://peerlift; }\n  }\n}\n"
+        )
+
+    def start(self, timeout: float = 60.0) -> None:
+        binary = nginx_binary()
+        if binary is None:
+            raise RuntimeError("several processes are measured behind nginx: run `make nginx` (or install nginx)")
+        t0 = time.perf_counter()
+        for server in self.servers:
+            server.start(timeout)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (self.dir / name).mkdir(exist_ok=True)
+        (self.dir / "nginx.conf").write_text(self._config())
+        args = [binary, "-p", str(self.dir), "-e", str(self.dir / "error.log"), "-c", str(self.dir / "nginx.conf")]
+        self.nginx = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.base_url, timeout=2.0) as client:
+            while True:
+                if self.nginx.poll() is not None:
+                    raise RuntimeError(f"nginx exited: {self.log_tail()}")
+                try:
+                    if client.get("/api/v1/me").status_code == 401:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nginx did not answer within {timeout:.0f} s: {self.log_tail()}")
+                time.sleep(0.1)
+        self.startup_seconds = time.perf_counter() - t0
+
+    def cpu_seconds(self) -> float | None:
+        pids = [pid for s in self.servers if s.proc is not None for pid in process_tree(s.proc.pid)]
+        if self.nginx is not None:
+            pids += process_tree(self.nginx.pid)
+        return sum(t for t in (process_cpu_seconds(pid) for pid in pids) if t is not None)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            nginx_log = (self.dir / "error.log").read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            nginx_log = []
+        return "\n".join([*(s.log_tail(lines) for s in self.servers), *nginx_log])
+
+    def stop(self) -> None:
+        nginx, self.nginx = self.nginx, None
+        if nginx is not None and nginx.poll() is None:
+            nginx.terminate()
+            try:
+                nginx.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                nginx.kill()
+        for server in self.servers:
+            server.stop()
 
 
 # --- API clients ------------------------------------------------------------------------------------

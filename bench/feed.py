@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     ApiClient,
+    Balanced,
     Server,
     closed_loop,
     console,
@@ -642,9 +643,11 @@ def run_case(backend: str, n_posts: int, args, workdir: Path, rng: random.Random
                                            {"caught_up": caught_up.user_id, "never_read": never_read.user_id})
     release_engines()
 
-    extra_env = {"PEERLIFT_REDIS_URL": args.redis_url} if args.workers > 1 else {}
-    server = Server(url, log_path=workdir / f"server-{backend}-{n_posts}.log", workers=args.workers,
-                    extra_env=extra_env)
+    if args.processes > 1:
+        server = Balanced(url, log_dir=workdir / f"{backend}-{n_posts}", processes=args.processes,
+                          redis_url=args.redis_url)
+    else:
+        server = Server(url, log_path=workdir / f"server-{backend}-{n_posts}.log")
     try:
         server.start()
         case["server_startup_seconds"] = server.startup_seconds
@@ -779,10 +782,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=16, help="concurrent signed-in clients (default 16)")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"subset of: {', '.join(SCENARIOS)}")
     p.add_argument("--seed", type=int, default=20240601, help="random seed of the generated content")
-    p.add_argument("--workers", type=int, default=1,
-                   help="serving processes (peerlift serve --workers N; more than one uses Redis)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="peerlift serve processes; more than one run behind nginx (least_conn) with Redis")
     p.add_argument("--redis-url", default=os.environ.get("PEERLIFT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
-                   help="Redis for several serving processes (default $PEERLIFT_BENCH_REDIS_URL or db 14 on localhost)")
+                   help="Redis for several processes (default $PEERLIFT_BENCH_REDIS_URL, else database 14 on localhost)")
     p.add_argument("--client", choices=("light", "httpx"), default="light",
                    help="load generator: a light HTTP/1.1 client (default) or httpx")
     args = p.parse_args(argv)
@@ -803,8 +806,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup = 0.5 if args.quick else 1.5
     if args.clients < 1:
         p.error("--clients must be at least 1")
-    if args.workers < 1:
-        p.error("--workers must be at least 1")
+    if args.processes < 1:
+        p.error("--processes must be at least 1")
     return args
 
 
@@ -887,7 +890,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started_at.isoformat(),
         "total_seconds": total,
         "config": {"sizes": args.sizes, "backends": args.backends, "clients": args.clients,
-                   "workers": args.workers, "client": args.client,
+                   "processes": args.processes, "client": args.client,
                    "duration": args.duration, "warmup": args.warmup, "scenarios": args.scenarios,
                    "quick": args.quick, "seed": args.seed, "members": MEMBERS, "page": PAGE,
                    "deep_pages": DEEP_PAGES, "batch": BATCH},

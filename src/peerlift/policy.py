@@ -9,9 +9,10 @@ circle's content take one, which makes an unscoped query a type error.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import NewType
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from peerlift.community.models import CircleRole, Comment, Conversation, Membership, Post, Space, SpaceKind
@@ -72,8 +73,15 @@ def _memberships(user: User, which):
         which, Membership.user_id == user.id)
 
 
+@cache
+def _membership_of():
+    """Built once: every read of a circle or community checks it."""
+    return (select(Space, Membership).join(Membership, Membership.space_id == Space.id)
+            .where(Space.id == bindparam("space_id"), Membership.user_id == bindparam("user_id")))
+
+
 def circle_access(session: Session, user: User, space_id: int) -> CircleAccess:
-    row = session.execute(_memberships(user, Space.id == space_id)).first()
+    row = session.execute(_membership_of(), {"space_id": space_id, "user_id": user.id}).first()
     if row is None:
         raise _not_found("circle", "circle_id")
     return CircleAccess(user=user, space=row[0], membership=row[1])

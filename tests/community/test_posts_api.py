@@ -277,3 +277,43 @@ def test_reading_the_feed_extends_a_session_from_a_worker_thread(world, client_f
             break
         time.sleep(0.05)
     assert seen > long_ago
+
+
+def _fields(cls) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set(cls.model_fields)
+
+
+def test_the_feed_json_is_written_from_the_views_in_the_documented_shape(world, client_for):
+    """The feed routes write their JSON straight from the views; it must be what validating the views
+    with FeedOut (the documented response model) would give, field for field."""
+    from peerlift.community import queries
+    from peerlift.community.schemas import FeedOut, PersonOut, PollOptionOut, PollOut, PostOut
+    from peerlift.db import transaction
+    from peerlift.policy import circle_access
+
+    for view, documented in ((queries.FeedPage, FeedOut), (queries.PostView, PostOut), (queries.Person, PersonOut),
+                             (queries.PollView, PollOut), (queries.PollOptionView, PollOptionOut)):
+        assert _fields(view) == _fields(documented), view.__name__
+
+    alice, bob, coach = client_for(world.alice), client_for(world.bob), client_for(world.coach)
+    pinned = post(coach, world.circle, "Welcome, **everyone**!").json()["id"]
+    coach.put(f"/api/v1/posts/{pinned}/pin")
+    polled = post(alice, world.circle, "When shall we walk?",
+                  poll={"question": "Best day?", "options": ["Saturday", "Sunday"]}).json()
+    bob.post(f"/api/v1/polls/{polled['poll']['id']}/votes", json={"option_ids": [polled["poll"]["options"][0]["id"]]})
+    reacted = post(bob, world.circle, "Walked 5 km").json()["id"]
+    alice.put(f"/api/v1/posts/{reacted}/reactions/clap")
+
+    got = bob.get(f"/api/v1/circles/{world.circle.id}/posts", params={"limit": 2})
+    assert got.status_code == 200 and got.headers["content-type"] == "application/json"
+    with transaction(write=False) as s:
+        from peerlift.identity.models import User
+
+        page = queries.feed(s, circle_access(s, s.get(User, world.bob.id), world.circle.id), limit=2)
+        expected = FeedOut.model_validate(page).model_dump(mode="json")
+    assert got.json() == expected
+    body = got.json()
+    assert body["pinned"][0]["id"] == pinned and body["next_cursor"] is not None
+    assert body["posts"][1]["poll"]["my_votes"] and body["posts"][0]["reactions"] == {"clap": 1}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from pydantic import TypeAdapter
 from sqlalchemy import select
 
 from peerlift.community import queries, service
@@ -151,7 +152,18 @@ def create_invitation(circle_id: int, body: InvitationIn, db: DB, user: CurrentU
 async def list_posts(circle_id: int, db: DB, user: Reader,
                before: Annotated[int | None, Query(description="cursor: next_cursor of the previous page")] = None,
                limit: Annotated[int, Query(ge=1, le=100)] = 20):
-    return await run_read(db, lambda: queries.feed(db, circle_access(db, user, circle_id), before=before, limit=limit))
+    return _feed_json(await run_read(db, lambda: queries.feed(db, circle_access(db, user, circle_id), before=before,
+                                                              limit=limit)))
+
+
+# The feeds are the busiest reads: their JSON is written straight from the views the server built,
+# in FeedOut's shape (a test holds the two to the same fields and the same output), without
+# validating them again (a tenth of a read's work).
+_FEED_JSON = TypeAdapter(queries.FeedPage)
+
+
+def _feed_json(page: queries.FeedPage) -> Response:
+    return Response(_FEED_JSON.dump_json(page), media_type="application/json")
 
 
 @router.post("/circles/{circle_id}/posts", response_model=PostOut, status_code=201, responses=R(401, 403, 404, 422, 429))
@@ -209,8 +221,8 @@ async def list_community_posts(community_id: int, db: DB, user: Reader,
                                before: Annotated[int | None, Query(description="cursor: next_cursor of the previous page")] = None,
                                limit: Annotated[int, Query(ge=1, le=100)] = 20):
     """The community's feed, for its members only (the same feed as a circle's, read the same way)."""
-    return await run_read(db, lambda: queries.feed(db, community_access(db, user, community_id), before=before,
-                                                   limit=limit))
+    return _feed_json(await run_read(db, lambda: queries.feed(db, community_access(db, user, community_id),
+                                                              before=before, limit=limit)))
 
 
 @router.post("/communities/{community_id}/posts", response_model=PostOut, status_code=201,

@@ -121,6 +121,7 @@ class PostView:
     accepted_comment_id: int | None = None
     with_clinical_team: bool = False  # a question that triaged red or crisis: escalated, not awaiting answers
     can_accept: bool = False          # the asker, who accepts an answer
+    safety: dict | None = None        # the screening of the author's own write, in the answer to that write
 
 
 @dataclass

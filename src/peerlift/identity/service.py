@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from peerlift.db import transaction, utcnow
@@ -242,6 +242,12 @@ def start_session(session: Session, user: User, *, ip: str = "", user_agent: str
     return token, auth
 
 
+@functools.cache
+def _session_by_token():
+    """Built once: every request looks its sign-in up by it."""
+    return select(AuthSession).where(AuthSession.token_hash == bindparam("token_hash"))
+
+
 def resolve_session(session: Session, token: str | None, *, days: int = 14,
                     defer: Callable[[Callable[[], None]], object] | None = None) -> AuthSession | None:
     """The live session for a cookie value, or None. Extends it at most every few minutes; with
@@ -249,7 +255,7 @@ def resolve_session(session: Session, token: str | None, *, days: int = 14,
     instead of being written here."""
     if not token or len(token) > 128:
         return None
-    auth = session.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash(token)))
+    auth = session.scalar(_session_by_token(), {"token_hash": token_hash(token)})
     now = utcnow()
     if auth is None or auth.expires_at <= now or not auth.user.is_active:
         return None
