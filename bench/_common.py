@@ -371,6 +371,7 @@ class Balanced:
         self.servers = [Server(database_url, log_path=log_dir / f"server-{i}.log",
                                extra_env={"PEERLIFT_REDIS_URL": redis_url}) for i in range(processes)]
         self.port = free_port()
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.dir = log_dir / f"nginx-{self.port}"
         self.nginx: subprocess.Popen | None = None
         self.startup_seconds: float | None = None

@@ -644,7 +644,7 @@ def run_case(backend: str, n_posts: int, args, workdir: Path, rng: random.Random
     release_engines()
 
     if args.processes > 1:
-        server = Balanced(url, log_dir=workdir / f"{backend}-{n_posts}", processes=args.processes,
+        server = Balanced(url, log_dir=workdir / f"processes-{backend}-{n_posts}", processes=args.processes,
                           redis_url=args.redis_url)
     else:
         server = Server(url, log_path=workdir / f"server-{backend}-{n_posts}.log")
