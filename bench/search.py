@@ -3,6 +3,7 @@
     .venv/bin/python bench/search.py                       # 1,000,000 posts, both backends (make bench-search)
     .venv/bin/python bench/search.py --posts 100000        # a smaller index
     .venv/bin/python bench/search.py --quick               # smoke run: 20k posts, 3 s per scenario
+    .venv/bin/python bench/search.py --processes 2         # two peerlift serve behind nginx (make nginx)
 
 For each backend (SQLite file in a temp dir; PostgreSQL in a fresh schema ``bench_search`` at
 $PEERLIFT_BENCH_POSTGRES_URL, dropped at the end):
@@ -13,8 +14,9 @@ $PEERLIFT_BENCH_POSTGRES_URL, dropped at the end):
    English function words, ~250 everyday health words and 30,000 rarer words; spread evenly over the
    spaces and over a year; bulk-inserted with SQLAlchemy Core (executemany, 10,000 rows a batch).
 3. The index is built the way ``peerlift search reindex`` builds it (``search.index.reindex``), timed.
-4. ``.venv/bin/peerlift serve`` runs as its own process; ``--clients`` clients sign in as the searcher
-   and query ``GET /api/v1/search?q=...&limit=20`` closed-loop for ``--duration`` seconds, cycling through
+4. ``.venv/bin/peerlift serve`` runs as its own process (or ``--processes`` of them behind nginx);
+   ``--clients`` clients sign in as the searcher and query ``GET /api/v1/search?q=...&limit=20``
+   through the light HTTP/1.1 client of ``_common`` closed-loop for ``--duration`` seconds, cycling through
    common terms (each in ~5–20 % of posts), rare terms (a few dozen posts), and two-word queries.
 
 Target: p99 <= 100 ms at 16 concurrent clients. The load generator runs on the same machine as the
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
+import os
 import random
 import shutil
 import sys
@@ -33,10 +36,12 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    Balanced,
     Server,
     console,
     drop_postgres_schema,
@@ -188,7 +193,8 @@ async def load(server: Server, clients: int, duration: float, warmup: float) -> 
             tag = tags[n % len(tags)]
             terms = QUERIES[tag]
             q = terms[(n // len(tags)) % len(terms)]
-            await recorder.request(client.http, "GET", "/api/v1/search", params={"q": q, "limit": 20}, tag=tag)
+            await recorder.request(client.light(), "GET", "/api/v1/search?" + urlencode({"q": q, "limit": 20}),
+                                   tag=tag)
 
     try:
         result = await closed_loop(signed, worker, duration=duration, warmup=warmup, server=server)
@@ -238,8 +244,13 @@ def run_backend(backend: str, n_posts: int, args) -> dict:
                       f"{seeded['posts_in_searchers_spaces']:,} posts in the searcher's "
                       f"{SEARCHER_SPACES} spaces")
         in_process = profile(url)
-        with Server(url, log_path=tmp / "server.log") as server:
+        server = (Balanced(url, log_dir=tmp / "processes", processes=args.processes, redis_url=args.redis_url)
+                  if args.processes > 1 else Server(url, log_path=tmp / "server.log"))
+        try:
+            server.start()
             stats = run_async(load(server, args.clients, args.duration, args.warmup))
+        finally:
+            server.stop()
         return {"backend": backend, "posts": n_posts, "seed": seeded, "in_process": in_process, "load": stats}
     finally:
         release_engines()
@@ -256,7 +267,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="peerlift serve processes; more than one run behind nginx (least_conn) with Redis")
+    parser.add_argument("--redis-url", default=os.environ.get("PEERLIFT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+                        help="Redis for several processes (default $PEERLIFT_BENCH_REDIS_URL, else database 14)")
     args = parser.parse_args()
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
     if args.quick:
         args.posts, args.duration, args.warmup = 20_000, 3.0, 1.0
     warn_if_busy()
