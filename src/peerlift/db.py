@@ -143,6 +143,10 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        from peerlift.search.models import SPACE_TERMS, space_terms
+
+        # the search index's triggers write each word joined to its space (search/models.py)
+        dbapi_connection.create_function(SPACE_TERMS, 2, space_terms, deterministic=True)
 
     writers = WriterQueue(parsed.database if parsed.database not in (None, "", ":memory:") else None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from peerlift import db as dbmod
@@ -283,3 +284,51 @@ def test_ranking_pages_through_ties_in_the_same_order_as_a_full_sort(world, clie
         same_text = [i for i, body in zip(ids, bodies) if body == "walk in the park"]
         in_order = [i for i in everything if i in same_text]
         assert in_order == sorted(same_text, key=lambda i: dated[i], reverse=True)
+
+
+def test_the_index_holds_each_word_with_its_space():
+    from peerlift.search.models import space_terms
+
+    assert space_terms(83, "Walking, the dog! Ünïcode_x 42") == "s83_Walking s83_the s83_dog s83_Ünïcode_x s83_42"
+    assert space_terms(7, "") == "" and space_terms(7, None) == ""
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # bm25: SQLite's ranking
+def test_ranking_counts_words_in_the_searchers_spaces_not_elsewhere(world, client_for):
+    """bm25 weighs a rare word above a common one. "rest" is everywhere in a circle alice cannot see, and
+    rare in hers, where "hydration" is common: in her search the post dense in "rest" comes first."""
+    alice, carol = client_for(world.alice), client_for(world.carol)
+    dense_rest = post(alice, world.circle, "rest rest rest hydration").json()["id"]
+    dense_hydration = post(alice, world.circle, "hydration hydration hydration rest").json()["id"]
+    for i in range(5):
+        post(alice, world.circle, f"hydration note {i}")
+    for i in range(30):
+        post(carol, world.other_circle, f"rest day {i}, rest well")
+    assert found(alice, "hydration rest") == [("post", dense_rest), ("post", dense_hydration)]
+    assert found(carol, "hydration") == []  # and nothing of alice's circle reaches carol
+
+
+def test_the_index_of_revision_0020_is_rebuilt_with_words_per_space(sqlite_database):
+    from alembic import command
+
+    from peerlift.migrate import alembic_config
+    from tests.conftest import build_world, migrate_fresh
+
+    migrate_fresh(sqlite_database)
+    config = alembic_config(sqlite_database)
+    command.downgrade(config, "0020")
+    with dbmod.transaction() as s:
+        world = build_world(s)
+        s.execute(text("INSERT INTO search_document (kind, object_id, space_id, author_id, created_at, body) "
+                       "VALUES ('post', 1, :space, :author, '2026-11-01 10:00:00', 'Swimming at dawn')"),
+                  {"space": world.circle.id, "author": world.alice.id})
+        assert s.execute(text("SELECT rowid FROM search_fts WHERE search_fts MATCH 'body : swimming'")).all()
+    command.upgrade(config, "head")
+    with dbmod.transaction() as s:
+        match = f'"s{world.circle.id}_swimming"'
+        assert s.execute(text("SELECT rowid FROM search_fts WHERE search_fts MATCH :m"), {"m": match}).all()
+        assert not s.execute(text("SELECT rowid FROM search_fts WHERE search_fts MATCH 'swimming'")).all()
+        s.execute(text("INSERT INTO search_fts(search_fts, rank) VALUES ('integrity-check', 1)"))
+    command.downgrade(config, "0020")  # and back: the words alone again
+    with dbmod.transaction() as s:
+        assert s.execute(text("SELECT rowid FROM search_fts WHERE search_fts MATCH 'body : swimming'")).all()

@@ -3,9 +3,11 @@
 The row holds what every search filters on (space, author, time) and the text. The full-text machinery
 differs by database and lives outside the models, created with the table:
 
-- SQLite: ``search_fts``, an FTS5 table over ``search_document`` (external content) indexing ``body``
-  and ``space_id``, kept in step by triggers on ``search_document``. ``space_id`` is indexed as a
-  token so a search intersects the searcher's spaces inside the full-text index itself.
+- SQLite: ``search_fts``, a contentless FTS5 table kept in step by triggers on ``search_document``.
+  Every word is indexed joined to its space (``s83_walk``, by ``space_terms``, a function each
+  connection registers), so a search asks for its words in each of the searcher's spaces, and bm25
+  counts a word's documents in those spaces, not in the whole installation: ranking a common word
+  costs what its matches in the searcher's spaces cost.
 - PostgreSQL: ``search_document.tsv``, a stored generated ``tsvector`` column with a GIN index.
 
 ``include_name`` tells the migration comparison to leave these alone.
@@ -14,6 +16,7 @@ differs by database and lives outside the models, created with the table:
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import DDL, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
@@ -39,18 +42,33 @@ class SearchDocument(Base):
     body: Mapped[str] = mapped_column(Text)
 
 
+SPACE_TERMS = "peerlift_space_terms"
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def space_terms(space_id: int | None, body: str | None) -> str:
+    """What the index holds of a document: each word of ``body`` joined to its space (``s83_walk``).
+    The search asks for ``"s83_walk"`` in the same way; the tokenizer (porter, unicode61) treats both
+    alike, so whatever it does to a word, it does on both sides."""
+    if not body:
+        return ""
+    prefix = f"s{space_id}_"
+    return " ".join(prefix + word for word in _WORD.findall(body))
+
+
 SQLITE_CREATE = [
-    "CREATE VIRTUAL TABLE search_fts USING fts5(body, space_id, content='search_document', "
-    "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER search_document_ai AFTER INSERT ON search_document BEGIN "
-    "INSERT INTO search_fts(rowid, body, space_id) VALUES (new.id, new.body, new.space_id); END",
-    "CREATE TRIGGER search_document_ad AFTER DELETE ON search_document BEGIN "
-    "INSERT INTO search_fts(search_fts, rowid, body, space_id) VALUES ('delete', old.id, old.body, old.space_id); "
-    "END",
-    "CREATE TRIGGER search_document_au AFTER UPDATE ON search_document BEGIN "
-    "INSERT INTO search_fts(search_fts, rowid, body, space_id) VALUES ('delete', old.id, old.body, old.space_id); "
-    "INSERT INTO search_fts(rowid, body, space_id) VALUES (new.id, new.body, new.space_id); END",
+    "CREATE VIRTUAL TABLE search_fts USING fts5(terms, content='', "
+    "tokenize=\"porter unicode61 remove_diacritics 2 tokenchars '_'\")",
+    f"CREATE TRIGGER search_document_ai AFTER INSERT ON search_document BEGIN "
+    f"INSERT INTO search_fts(rowid, terms) VALUES (new.id, {SPACE_TERMS}(new.space_id, new.body)); END",
+    f"CREATE TRIGGER search_document_ad AFTER DELETE ON search_document BEGIN "
+    f"INSERT INTO search_fts(search_fts, rowid, terms) VALUES ('delete', old.id, {SPACE_TERMS}(old.space_id, old.body)); "
+    f"END",
+    f"CREATE TRIGGER search_document_au AFTER UPDATE ON search_document BEGIN "
+    f"INSERT INTO search_fts(search_fts, rowid, terms) VALUES ('delete', old.id, {SPACE_TERMS}(old.space_id, old.body)); "
+    f"INSERT INTO search_fts(rowid, terms) VALUES (new.id, {SPACE_TERMS}(new.space_id, new.body)); END",
 ]
+SQLITE_FILL = f"INSERT INTO search_fts(rowid, terms) SELECT id, {SPACE_TERMS}(space_id, body) FROM search_document"
 SQLITE_DROP = ["DROP TABLE IF EXISTS search_fts"]
 POSTGRES_CREATE = [
     f"ALTER TABLE search_document ADD COLUMN tsv tsvector "

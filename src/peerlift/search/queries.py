@@ -17,7 +17,7 @@ from peerlift.errors import InvalidInput, NotFound
 from peerlift.identity.models import Role, User
 from peerlift.policy import searchable_spaces
 from peerlift.search.kinds import KINDS
-from peerlift.search.models import TEXT_SEARCH_CONFIG
+from peerlift.search.models import TEXT_SEARCH_CONFIG, space_terms
 
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 12
@@ -80,9 +80,11 @@ def offset_of(cursor: str | None) -> int:
 
 
 def _sqlite_match(terms: list[str], space_ids: list[int]) -> str:
-    spaces = " OR ".join(f'"{space_id}"' for space_id in space_ids)
-    words = " AND ".join('"' + term.replace('"', '""') + '"' for term in terms)
-    return f"space_id : ({spaces}) AND body : ({words})"
+    """All the words in one of the spaces: ``("s83_knee" AND "s83_pain") OR ("s39_knee" AND ...)``,
+    as ``search.models.space_terms`` indexed them."""
+    return " OR ".join(
+        "(" + " AND ".join('"' + space_terms(space_id, term).replace('"', '""') + '"' for term in terms) + ")"
+        for space_id in space_ids)
 
 
 def _ranked(session: Session, terms: list[str], space_ids: list[int], author_type: str | None,
@@ -112,7 +114,7 @@ def _ranked(session: Session, terms: list[str], space_ids: list[int], author_typ
             SELECT d.kind, d.object_id, d.space_id, d.author_id, d.created_at, d.body
             FROM search_fts JOIN search_document d ON d.id = search_fts.rowid
             WHERE search_fts MATCH :match {by_author}
-            ORDER BY bm25(search_fts, 1.0, 0.0), d.created_at DESC, d.id DESC
+            ORDER BY bm25(search_fts), d.created_at DESC, d.id DESC
             LIMIT :limit OFFSET :offset""")
         params["match"] = _sqlite_match(terms, space_ids)
     else:
@@ -121,7 +123,7 @@ def _ranked(session: Session, terms: list[str], space_ids: list[int], author_typ
         # and join only those (a common word in thousands of posts: a third less time).
         sql = text("""
             WITH ranked AS MATERIALIZED (
-                SELECT rowid AS id, bm25(search_fts, 1.0, 0.0) AS score FROM search_fts WHERE search_fts MATCH :match)
+                SELECT rowid AS id, bm25(search_fts) AS score FROM search_fts WHERE search_fts MATCH :match)
             SELECT d.kind, d.object_id, d.space_id, d.author_id, d.created_at, d.body
             FROM ranked JOIN search_document d ON d.id = ranked.id
             WHERE ranked.score <= coalesce((SELECT score FROM ranked ORDER BY score LIMIT 1 OFFSET :last), 1e308)
