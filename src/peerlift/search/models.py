@@ -69,6 +69,20 @@ SQLITE_CREATE = [
     f"INSERT INTO search_fts(rowid, terms) VALUES (new.id, {SPACE_TERMS}(new.space_id, new.body)); END",
 ]
 SQLITE_FILL = f"INSERT INTO search_fts(rowid, terms) SELECT id, {SPACE_TERMS}(space_id, body) FROM search_document"
+# The index as migration 0016 made it (the words alone, the space as a column), and as 0021 leaves it
+# on the way down.
+SQLITE_CREATE_0016 = [
+    "CREATE VIRTUAL TABLE search_fts USING fts5(body, space_id, content='search_document', "
+    "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER search_document_ai AFTER INSERT ON search_document BEGIN "
+    "INSERT INTO search_fts(rowid, body, space_id) VALUES (new.id, new.body, new.space_id); END",
+    "CREATE TRIGGER search_document_ad AFTER DELETE ON search_document BEGIN "
+    "INSERT INTO search_fts(search_fts, rowid, body, space_id) VALUES ('delete', old.id, old.body, old.space_id); "
+    "END",
+    "CREATE TRIGGER search_document_au AFTER UPDATE ON search_document BEGIN "
+    "INSERT INTO search_fts(search_fts, rowid, body, space_id) VALUES ('delete', old.id, old.body, old.space_id); "
+    "INSERT INTO search_fts(rowid, body, space_id) VALUES (new.id, new.body, new.space_id); END",
+]
 SQLITE_DROP = ["DROP TABLE IF EXISTS search_fts"]
 POSTGRES_CREATE = [
     f"ALTER TABLE search_document ADD COLUMN tsv tsvector "

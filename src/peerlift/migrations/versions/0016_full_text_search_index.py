@@ -7,22 +7,8 @@ Create Date: 2026-12-03 09:00:00.000000
 from alembic import op
 import sqlalchemy as sa
 import peerlift.db
-from peerlift.search.models import POSTGRES_CREATE
-
-# The SQLite index as this revision made it (0021 indexes each word with its space).
-SQLITE_CREATE = [
-    "CREATE VIRTUAL TABLE search_fts USING fts5(body, space_id, content='search_document', "
-    "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER search_document_ai AFTER INSERT ON search_document BEGIN "
-    "INSERT INTO search_fts(rowid, body, space_id) VALUES (new.id, new.body, new.space_id); END",
-    "CREATE TRIGGER search_document_ad AFTER DELETE ON search_document BEGIN "
-    "INSERT INTO search_fts(search_fts, rowid, body, space_id) VALUES ('delete', old.id, old.body, old.space_id); "
-    "END",
-    "CREATE TRIGGER search_document_au AFTER UPDATE ON search_document BEGIN "
-    "INSERT INTO search_fts(search_fts, rowid, body, space_id) VALUES ('delete', old.id, old.body, old.space_id); "
-    "INSERT INTO search_fts(rowid, body, space_id) VALUES (new.id, new.body, new.space_id); END",
-]
-SQLITE_DROP = ["DROP TABLE IF EXISTS search_fts"]
+from peerlift.search.models import POSTGRES_CREATE, SQLITE_DROP
+from peerlift.search.models import SQLITE_CREATE_0016 as SQLITE_CREATE
 
 
 revision = '0016'

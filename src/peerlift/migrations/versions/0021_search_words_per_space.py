@@ -7,7 +7,7 @@ Create Date: 2026-11-26 18:00:00.000000
 """
 from alembic import op
 
-from peerlift.search.models import SQLITE_CREATE, SQLITE_FILL
+from peerlift.search.models import SQLITE_CREATE, SQLITE_CREATE_0016, SQLITE_FILL
 
 revision = '0021'
 down_revision = '0020'
@@ -15,20 +15,6 @@ branch_labels = None
 depends_on = None
 
 TRIGGERS = ('search_document_ai', 'search_document_ad', 'search_document_au')
-
-# The index as 0016 made it, for the way down.
-BEFORE = [
-    "CREATE VIRTUAL TABLE search_fts USING fts5(body, space_id, content='search_document', "
-    "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER search_document_ai AFTER INSERT ON search_document BEGIN "
-    "INSERT INTO search_fts(rowid, body, space_id) VALUES (new.id, new.body, new.space_id); END",
-    "CREATE TRIGGER search_document_ad AFTER DELETE ON search_document BEGIN "
-    "INSERT INTO search_fts(search_fts, rowid, body, space_id) VALUES ('delete', old.id, old.body, old.space_id); "
-    "END",
-    "CREATE TRIGGER search_document_au AFTER UPDATE ON search_document BEGIN "
-    "INSERT INTO search_fts(search_fts, rowid, body, space_id) VALUES ('delete', old.id, old.body, old.space_id); "
-    "INSERT INTO search_fts(rowid, body, space_id) VALUES (new.id, new.body, new.space_id); END",
-]
 
 
 def _replace(create: list[str], fill: str) -> None:
@@ -48,4 +34,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == 'sqlite':
-        _replace(BEFORE, "INSERT INTO search_fts(search_fts) VALUES ('rebuild')")
+        _replace(SQLITE_CREATE_0016, "INSERT INTO search_fts(search_fts) VALUES ('rebuild')")
