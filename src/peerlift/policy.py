@@ -67,17 +67,16 @@ def _not_found(what: str, field: str) -> NotFound:
     return NotFound(f"No {what} with that id.", field=field)
 
 
-def _memberships(user: User, which):
-    """The spaces ``which`` selects that ``user`` belongs to, each with the membership."""
+def _memberships(user_id, which):
+    """The spaces ``which`` selects that the person ``user_id`` belongs to, each with the membership."""
     return select(Space, Membership).join(Membership, Membership.space_id == Space.id).where(
-        which, Membership.user_id == user.id)
+        which, Membership.user_id == user_id)
 
 
 @cache
 def _membership_of():
     """Built once: every read of a circle or community checks it."""
-    return (select(Space, Membership).join(Membership, Membership.space_id == Space.id)
-            .where(Space.id == bindparam("space_id"), Membership.user_id == bindparam("user_id")))
+    return _memberships(bindparam("user_id"), Space.id == bindparam("space_id"))
 
 
 def circle_access(session: Session, user: User, space_id: int) -> CircleAccess:
@@ -93,7 +92,7 @@ def circle_accesses(session: Session, user: User, space_ids) -> dict[int, Circle
     if not ids:
         return {}
     accesses = {space.id: CircleAccess(user=user, space=space, membership=membership)
-                for space, membership in session.execute(_memberships(user, Space.id.in_(ids)))}
+                for space, membership in session.execute(_memberships(user.id, Space.id.in_(ids)))}
     if len(accesses) != len(ids):
         raise _not_found("circle", "circle_id")
     return accesses
