@@ -59,10 +59,12 @@ def _create_table(url: str) -> None:
 
 
 def _longest_run(order: list[str]) -> int:
-    """The most commits in a row by one process."""
+    """The most commits in a row by one process, until one process has made its last (the other's
+    remaining writes then follow each other with no one to take turns with)."""
+    last = min(len(order) - 1 - order[::-1].index(who) for who in set(order))
     longest = run = 0
     previous = None
-    for who in order:
+    for who in order[:last + 1]:
         run = run + 1 if who == previous else 1
         previous = who
         longest = max(longest, run)
