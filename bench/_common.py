@@ -367,9 +367,11 @@ class Balanced:
     (``least_conn``, HTTP/1.1 keep-alive to the processes), over plain HTTP here. The same interface as
     ``Server``; CPU is that of every process and nginx together."""
 
-    def __init__(self, database_url: str, *, log_dir: Path, processes: int, redis_url: str) -> None:
+    def __init__(self, database_url: str, *, log_dir: Path, processes: int, redis_url: str,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.servers = [Server(database_url, log_path=log_dir / f"server-{i}.log",
-                               extra_env={"PEERLIFT_REDIS_URL": redis_url}) for i in range(processes)]
+                               extra_env={"PEERLIFT_REDIS_URL": redis_url, **(extra_env or {})})
+                        for i in range(processes)]
         self.port = free_port()
         log_dir.mkdir(parents=True, exist_ok=True)
         self.dir = log_dir / f"nginx-{self.port}"

@@ -24,6 +24,10 @@ $PEERLIFT_BENCH_POSTGRES_URL, dropped at the end) and each size N:
      * feed single  the same with one request in flight (a caught-up and a never-read member
                     alternately): service time without queueing; a quarter of the duration
      * feed deep    all clients following next_cursor through pages 2-6; a quarter of the duration
+     * feed busy    the first page read by all clients but one, which posts once a second: every
+                    post changes the page, so each reader's next read computes it again (the server
+                    keeps a feed answer per reader while its circle is unchanged, community/feed_cache.py;
+                    the other scenarios read unchanged pages, --feed-cache-mb 0 turns that off)
      * post create  POST /api/v1/circles/{id}/posts (short body), all clients at once
 6. Every request is timed (perf_counter) with its status; non-2xx answers count as errors.
 
@@ -41,6 +45,7 @@ the CPU both used (100 % = one core).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import os
 import random
@@ -101,7 +106,7 @@ TARGET_FLAT_RATIO = 1.5
 FEED_TABLES = ["user_account", "space", "membership", "post", "comment", "reaction", "poll",
                "poll_option", "poll_vote"]
 
-SCENARIOS = ("feed read", "feed single", "feed deep", "post create")
+SCENARIOS = ("feed read", "feed single", "feed deep", "feed busy", "post create")
 
 
 # --- realistic text ----------------------------------------------------------------------------------
@@ -552,6 +557,18 @@ def make_workers(space_id: int, light: bool = True):
                 if before is None:
                     break
 
+    async def feed_busy(rec, client: ApiClient, i: int) -> None:
+        # Client 0 posts once a second (its posts are not timed); the others read the first page.
+        n = 0
+        while rec.running:
+            if i == 0:
+                n += 1
+                body = f"Busy-circle check-in {n}: walked at lunch."
+                await conn(client).request("POST", f"/api/v1/circles/{space_id}/posts", json={"body": body})
+                await asyncio.sleep(1.0)
+            else:
+                await rec.request(conn(client), "GET", url, tag=client.label)
+
     async def post_create(rec, client: ApiClient, i: int) -> None:
         n = 0
         path = f"/api/v1/circles/{space_id}/posts"
@@ -561,7 +578,7 @@ def make_workers(space_id: int, light: bool = True):
             await rec.request(conn(client), "POST", path, json={"body": body}, tag=client.label)
 
     return {"feed read": feed_read, "feed single": feed_single, "feed deep": feed_deep,
-            "post create": post_create}
+            "feed busy": feed_busy, "post create": post_create}
 
 
 async def check_feed(client: ApiClient, space_id: int) -> dict[str, Any]:
@@ -600,7 +617,7 @@ async def run_scenarios(server: Server, seeded: Seeded, args) -> tuple[dict[str,
         pair = (next(c for c in clients if c.label == "caught-up"),
                 next((c for c in clients if c.label == "never-read"), clients[-1]))
         for name in args.scenarios:
-            duration = args.duration if name in ("feed read", "post create") else short_duration(args)
+            duration = args.duration if name in ("feed read", "feed busy", "post create") else short_duration(args)
             result = await closed_loop([pair] if name == "feed single" else clients, workers[name],
                                        duration=duration, warmup=args.warmup, server=server)
             out[name] = summarise_load(result)
@@ -643,11 +660,12 @@ def run_case(backend: str, n_posts: int, args, workdir: Path, rng: random.Random
                                            {"caught_up": caught_up.user_id, "never_read": never_read.user_id})
     release_engines()
 
+    env = {} if args.feed_cache_mb is None else {"PEERLIFT_FEED_CACHE_MB": str(args.feed_cache_mb)}
     if args.processes > 1:
         server = Balanced(url, log_dir=workdir / f"processes-{backend}-{n_posts}", processes=args.processes,
-                          redis_url=args.redis_url)
+                          redis_url=args.redis_url, extra_env=env)
     else:
-        server = Server(url, log_path=workdir / f"server-{backend}-{n_posts}.log")
+        server = Server(url, log_path=workdir / f"server-{backend}-{n_posts}.log", extra_env=env)
     try:
         server.start()
         case["server_startup_seconds"] = server.startup_seconds
@@ -786,6 +804,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="peerlift serve processes; more than one run behind nginx (least_conn) with Redis")
     p.add_argument("--redis-url", default=os.environ.get("PEERLIFT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
                    help="Redis for several processes (default $PEERLIFT_BENCH_REDIS_URL, else database 14 on localhost)")
+    p.add_argument("--feed-cache-mb", type=int, default=None,
+                   help="the servers' PEERLIFT_FEED_CACHE_MB (0: every read computes its page)")
     p.add_argument("--client", choices=("light", "httpx"), default="light",
                    help="load generator: a light HTTP/1.1 client (default) or httpx")
     args = p.parse_args(argv)

@@ -548,6 +548,7 @@ def _load(engine: Engine, migrate_url: str | None, archive: Archive, all_tables:
             entry = entries[table.name]
             advance = track("restore", table.name, entry["rows"], all_rows)
             _load_table(session, dialect, table, entry, archive.lines(entry), advance)
+        _put_back_content_versions(session, archive, entries["space"])
         if dialect == "postgresql":
             _move_sequences(session, all_tables)
         m = archive.manifest
@@ -584,6 +585,19 @@ def _load_table(session: Session, dialect: str, table: Table, entry: dict, lines
     else:
         _insert(session, table, [c for c, _k in cols], rows(), advance)
     _check_table(entry, count, digest.hexdigest())
+
+
+def _put_back_content_versions(session: Session, archive: Archive, entry: dict) -> None:
+    """The triggers that keep each space's feed version (``community/feed_cache.py``) raised it as the rows
+    of its posts, memberships and the rest went in: every space gets back the version it had."""
+    names = [c["name"] for c in entry["columns"]]
+    if "content_version" not in names:
+        return
+    at_id, at_version = names.index("id"), names.index("content_version")
+    versions = [{"space_id": row[at_id], "version": row[at_version]}
+                for row in (json.loads(line) for line in archive.lines(entry))]
+    if versions:
+        session.execute(text("UPDATE space SET content_version = :version WHERE id = :space_id"), versions)
 
 
 def _insert(session: Session, table: Table, columns: list[str], rows: Iterator[list], advance: Advance) -> None:

@@ -39,3 +39,7 @@ def all_models() -> None:
     import peerlift.safety.models  # noqa: F401
     import peerlift.search.models  # noqa: F401
     import peerlift.tracking.models  # noqa: F401
+    from peerlift.community import feed_cache
+    from peerlift.db import Base
+
+    feed_cache.install(Base.metadata.tables)

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     default_timezone: str = Field("Europe/London", description="IANA zone for new accounts and circles")
     post_max_chars: int = Field(10_000, ge=100, le=100_000)
     feed_page_size: int = Field(20, ge=5, le=100)
+    feed_cache_mb: int = Field(64, ge=0, le=4096, description="Feed answers each process keeps for re-reads of "
+                                                             "unchanged pages, in MB; 0 turns it off")
     sql_echo: bool = False
     redis_url: str | None = Field(None, description="redis://host:6379/0: fan-out of live events between processes")
     stream_keepalive_seconds: float = Field(15.0, gt=0, le=300, description="Keep-alive comment interval on streams")

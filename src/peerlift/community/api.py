@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter
 from sqlalchemy import select
 
-from peerlift.community import queries, service
+from peerlift.community import feed_cache, queries, service
 from peerlift.community.models import Membership
 from peerlift.community.schemas import (
     AcceptIn,
@@ -152,18 +152,26 @@ def create_invitation(circle_id: int, body: InvitationIn, db: DB, user: CurrentU
 async def list_posts(circle_id: int, db: DB, user: Reader,
                before: Annotated[int | None, Query(description="cursor: next_cursor of the previous page")] = None,
                limit: Annotated[int, Query(ge=1, le=100)] = 20):
-    return _feed_json(await run_read(db, lambda: queries.feed(db, circle_access(db, user, circle_id), before=before,
-                                                              limit=limit)))
+    return await run_read(db, lambda: _feed_answer(db, circle_access(db, user, circle_id), before, limit))
 
 
 # The feeds are the busiest reads: their JSON is written straight from the views the server built,
 # in FeedOut's shape (a test holds the two to the same fields and the same output), without
-# validating them again (a tenth of a read's work).
+# validating them again (a tenth of a read's work), and kept for the reader while the space's content
+# version says the page is unchanged (feed_cache.py).
 _FEED_JSON = TypeAdapter(queries.FeedPage)
 
 
-def _feed_json(page: queries.FeedPage) -> Response:
-    return Response(_FEED_JSON.dump_json(page), media_type="application/json")
+def _feed_answer(db, access, before: int | None, limit: int) -> Response:
+    cache = feed_cache.cache_for(db.get_bind())
+    key = feed_cache.key(access, before, limit)
+    body = cache.get(key) if cache is not None else None
+    if body is None:
+        page = queries.feed(db, access, before=before, limit=limit)
+        body = _FEED_JSON.dump_json(page)
+        if cache is not None:
+            cache.put(key, body, until=feed_cache.changes_at(page))
+    return Response(body, media_type="application/json")
 
 
 @router.post("/circles/{circle_id}/posts", response_model=PostOut, status_code=201, responses=R(401, 403, 404, 422, 429))
@@ -221,8 +229,7 @@ async def list_community_posts(community_id: int, db: DB, user: Reader,
                                before: Annotated[int | None, Query(description="cursor: next_cursor of the previous page")] = None,
                                limit: Annotated[int, Query(ge=1, le=100)] = 20):
     """The community's feed, for its members only (the same feed as a circle's, read the same way)."""
-    return _feed_json(await run_read(db, lambda: queries.feed(db, community_access(db, user, community_id),
-                                                              before=before, limit=limit)))
+    return await run_read(db, lambda: _feed_answer(db, community_access(db, user, community_id), before, limit))
 
 
 @router.post("/communities/{community_id}/posts", response_model=PostOut, status_code=201,
