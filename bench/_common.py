@@ -364,13 +364,15 @@ def nginx_binary() -> str | None:
 class Balanced:
     """The scaled set-up on one machine: ``processes`` ``peerlift serve`` on ports of their own, with Redis
     for the live stream, behind nginx balancing requests as ``deploy/nginx/peerlift.conf`` does
-    (``least_conn``, HTTP/1.1 keep-alive to the processes), over plain HTTP here. The same interface as
+    (``least_conn``, HTTP/1.1 keep-alive to the processes), over plain HTTP here, with the processes'
+    access log off as ``deploy/peerlift.env.example`` has it (nginx's is off too). The same interface as
     ``Server``; CPU is that of every process and nginx together."""
 
     def __init__(self, database_url: str, *, log_dir: Path, processes: int, redis_url: str,
                  extra_env: dict[str, str] | None = None) -> None:
         self.servers = [Server(database_url, log_path=log_dir / f"server-{i}.log",
-                               extra_env={"PEERLIFT_REDIS_URL": redis_url, **(extra_env or {})})
+                               extra_env={"PEERLIFT_REDIS_URL": redis_url, "PEERLIFT_ACCESS_LOG": "false",
+                                          **(extra_env or {})})
                         for i in range(processes)]
         self.port = free_port()
         log_dir.mkdir(parents=True, exist_ok=True)

@@ -142,7 +142,7 @@ def serve(
     uvicorn.run("peerlift.app:create_app", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
                 timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, timeout_keep_alive=KEEP_ALIVE_SECONDS,
-                log_level="info")
+                log_level="info", access_log=settings.access_log)
 
 
 @app.command()

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     smtp_url: str | None = Field(
         None, description="smtp://user:pass@host:587?starttls=true or smtps://host:465; unset: email goes to the log")
     mail_from: str = Field("peerlift <no-reply@peerlift.invalid>", description="From address of every email")
+    access_log: bool = Field(True, description="A line per request on the server's log (uvicorn's access log); "
+                                               "behind a proxy that keeps its own, it may be off")
     run_worker: bool = Field(True, description="Run a scheduler worker inside `peerlift serve`")
     gc_freeze: bool = Field(True, description="Keep long-lived objects (open streams) out of full garbage collections; see collector.py")
     forwarded_allow_ips: str = Field(

@@ -246,6 +246,15 @@ def test_serve_trusts_forwarded_headers_from_the_proxies_it_is_told(uvicorn_call
     assert uvicorn_calls[-1]["forwarded_allow_ips"] == "*"
 
 
+def test_serve_writes_an_access_log_unless_told_not_to(uvicorn_calls, monkeypatch):
+    assert CliRunner().invoke(cli.app, ["serve"]).exit_code == 0
+    assert uvicorn_calls[-1]["access_log"] is True
+    monkeypatch.setenv("PEERLIFT_ACCESS_LOG", "false")  # as deploy/peerlift.env.example, behind nginx
+    get_settings.cache_clear()
+    assert CliRunner().invoke(cli.app, ["serve"]).exit_code == 0
+    assert uvicorn_calls[-1]["access_log"] is False
+
+
 @pytest.mark.parametrize("value", ["localhost", "10.0.0.300", "", "*,127.0.0.1"])
 def test_serve_refuses_a_proxy_list_it_cannot_read(uvicorn_calls, value):
     result = CliRunner().invoke(cli.app, ["serve", "--forwarded-allow-ips", value])
