@@ -64,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     ApiClient,
     Balanced,
+    Recorder,
     Server,
     closed_loop,
     console,
@@ -559,12 +560,15 @@ def make_workers(space_id: int, light: bool = True):
 
     async def feed_busy(rec, client: ApiClient, i: int) -> None:
         # Client 0 posts once a second (its posts are not timed); the others read the first page.
-        n = 0
+        n, untimed = 0, Recorder()
         while rec.running:
             if i == 0:
                 n += 1
                 body = f"Busy-circle check-in {n}: walked at lunch."
-                await conn(client).request("POST", f"/api/v1/circles/{space_id}/posts", json={"body": body})
+                posted = await untimed.request(conn(client), "POST", f"/api/v1/circles/{space_id}/posts",
+                                               json={"body": body})
+                if posted is None or posted.status_code != 201:
+                    raise RuntimeError(f"the busy circle's post failed: {posted and posted.status_code}")
                 await asyncio.sleep(1.0)
             else:
                 await rec.request(conn(client), "GET", url, tag=client.label)
