@@ -16,7 +16,7 @@ from peerlift.identity.models import User
 from peerlift.policy import circle_access
 from peerlift.settings import get_settings
 from tests.conftest import post
-from tests.professionals.helpers import ask, community, join, make_person, revoke, verified
+from tests.professionals.helpers import ask, community_with_a_nurse, revoke, verified
 
 
 def _fresh_page(person, space_id: int, **params) -> dict:
@@ -106,11 +106,7 @@ def test_every_change_a_circle_feed_shows_is_read_at_once(world, client_for):
 
 
 def test_a_community_feed_follows_pseudonyms_badges_and_escalations(world, client_for):
-    nina = make_person("Nina Nurse")
-    space = community(client_for(world.coach))
-    nurse, alice, bob = client_for(nina), client_for(world.alice), client_for(world.bob)
-    for client, name in ((nurse, "Night Shift Nina"), (alice, "Calm Heron 42"), (bob, "Brave Otter 11")):
-        join(client, space["id"], name)
+    nina, space, nurse, alice, bob = community_with_a_nurse(world, client_for)
     readers = Readers({world.alice: alice, world.bob: bob}, space["id"], kind="communities")
     ask(nurse, space["id"], body="Happy to help with questions about insulin pens.")
     readers.check("a post")

@@ -23,6 +23,16 @@ def join(client, community_id: int, pseudonym: str) -> None:
     assert joined.status_code == 201, joined.text
 
 
+def community_with_a_nurse(world, client_for):
+    """A community the coach made, joined by Nina (a nurse, not yet verified), alice and bob."""
+    nina = make_person("Nina Nurse")
+    space = community(client_for(world.coach))
+    nurse, alice, bob = client_for(nina), client_for(world.alice), client_for(world.bob)
+    for client, name in ((nurse, "Night Shift Nina"), (alice, "Calm Heron 42"), (bob, "Brave Otter 11")):
+        join(client, space["id"], name)
+    return nina, space, nurse, alice, bob
+
+
 def apply(client, profession="nurse", number="12A3456E", **extra):
     return client.post("/api/v1/me/professional", json={"profession": profession, "registration_number": number,
                                                         "registry": "Nursing and Midwifery Council, UK", **extra})

@@ -12,15 +12,11 @@ from peerlift.notify.models import Notification
 from peerlift.safety.models import Escalation
 from peerlift.settings import get_settings
 from tests.conftest import assert_error, count_rows, form_token
-from tests.professionals.helpers import answer, ask, community, join, make_person, verified
+from tests.professionals.helpers import answer, ask, community_with_a_nurse, verified
 
 
 def _setting_up(world, client_for):
-    nina = make_person("Nina Nurse")
-    space = community(client_for(world.coach))
-    nurse, alice, bob = client_for(nina), client_for(world.alice), client_for(world.bob)
-    for client, name in ((nurse, "Night Shift Nina"), (alice, "Calm Heron 42"), (bob, "Brave Otter 11")):
-        join(client, space["id"], name)
+    nina, space, nurse, alice, bob = community_with_a_nurse(world, client_for)
     verified(nina, world.admin)
     return nina, space, nurse, alice, bob
 
