@@ -28,7 +28,6 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import DDL, Engine, Table, event
@@ -174,11 +173,6 @@ class FeedCache:
     def _drop(self, key: tuple) -> None:
         body, _until = self._entries.pop(key)
         self.size -= len(body)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.size = 0
 
     def __len__(self) -> int:
         return len(self._entries)
