@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     feed_page_size: int = Field(20, ge=5, le=100)
     feed_cache_mb: int = Field(64, ge=0, le=4096, description="Feed answers each process keeps for re-reads of "
                                                              "unchanged pages, in MB; 0 turns it off")
+    search_rank_window: int = Field(1000, ge=0, le=1_000_000, description=(
+        "A search ranks at most this many of its matches, the most recently written or edited; 0: all of them"))
     sql_echo: bool = False
     redis_url: str | None = Field(None, description="redis://host:6379/0: fan-out of live events between processes")
     stream_keepalive_seconds: float = Field(15.0, gt=0, le=300, description="Keep-alive comment interval on streams")

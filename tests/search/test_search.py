@@ -333,3 +333,55 @@ def test_the_index_of_revision_0020_is_rebuilt_with_words_per_space(sqlite_datab
     command.downgrade(config, "0020")  # and back: the words alone again
     with dbmod.transaction() as s:
         assert s.execute(text("SELECT rowid FROM search_fts WHERE search_fts MATCH 'body : swimming'")).all()
+
+
+def test_a_search_ranks_its_most_recent_matches_up_to_the_window(world, client_for, monkeypatch):
+    """PEERLIFT_SEARCH_RANK_WINDOW: the most recently written or edited matches are ranked, at most that
+    many; the pages end there, and 0 ranks every match."""
+    from peerlift.settings import get_settings
+
+    monkeypatch.setenv("PEERLIFT_SEARCH_RANK_WINDOW", "3")
+    get_settings.cache_clear()
+    alice = client_for(world.alice)
+    dense = post(alice, world.circle, "Lentil lentil lentil").json()["id"]
+    weak = [post(alice, world.circle, f"Made a lentil soup for a long cold evening, batch {i}").json()["id"]
+            for i in range(4)]
+    assert sorted(found(alice, "lentil")) == sorted(("post", i) for i in weak[1:])  # the newest three
+    first = alice.get("/api/v1/search", params={"q": "lentil", "limit": 2}).json()
+    rest = alice.get("/api/v1/search", params={"q": "lentil", "limit": 2, "cursor": first["next_cursor"]}).json()
+    assert len(first["results"]) == 2 and len(rest["results"]) == 1 and rest["next_cursor"] is None
+    assert {h["id"] for h in first["results"] + rest["results"]} == set(weak[1:])
+    # An edit makes the dense post recent again: it is ranked, and first.
+    assert alice.patch(f"/api/v1/posts/{dense}", json={"body": "Lentil lentil lentil!"}).status_code == 200
+    assert found(alice, "lentil")[0] == ("post", dense) and len(found(alice, "lentil")) == 3
+    monkeypatch.setenv("PEERLIFT_SEARCH_RANK_WINDOW", "0")
+    get_settings.cache_clear()
+    everything = found(alice, "lentil")
+    assert everything[0] == ("post", dense) and sorted(everything[1:]) == sorted(("post", i) for i in weak)
+    # With an author filter the window holds the author's matches only.
+    monkeypatch.setenv("PEERLIFT_SEARCH_RANK_WINDOW", "2")
+    get_settings.cache_clear()
+    coach_post = post(client_for(world.coach), world.circle, "Lentils are a good protein").json()["id"]
+    assert found(alice, "lentil", author_type="member") == [("post", dense), ("post", weak[3])]
+    assert found(alice, "lentil", author_type="staff") == [("post", coach_post)]
+
+
+def test_a_search_runs_the_same_statements_for_few_results_or_many(world, client_for):
+    """The person's spaces, the ranked rows, one statement per kind among the results (where each opens,
+    and whether it was written anonymously), and the authors with their badges: whatever the count."""
+    from peerlift.search.queries import search
+    from tests.conftest import count_queries
+
+    alice, bob, coach = client_for(world.alice), client_for(world.bob), client_for(world.coach)
+    for i in range(12):
+        post_id = post((alice, bob, coach)[i % 3], world.circle, f"Quinoa salad, take {i}").json()["id"]
+        comment(bob, post_id, f"Quinoa again? Lovely ({i})")
+    counts = {}
+    with dbmod.transaction(write=False) as s:
+        reader = s.merge(world.alice)
+        for limit in (2, 20):
+            with count_queries() as counter:
+                hits = search(s, reader, "quinoa", limit=limit)
+            assert len(hits.hits) == limit and {h.kind for h in hits.hits} == {"post", "comment"}
+            counts[limit] = len(counter.statements)
+    assert counts[2] == counts[20] == 5, counts

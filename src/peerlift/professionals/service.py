@@ -7,7 +7,7 @@ status (``verified_labels``), so a revocation takes the badge away everywhere at
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,14 +36,28 @@ class AlreadyDecided(Conflict):
 
 # --- reads used everywhere a person is shown ------------------------------------------------------
 
+_VERIFIED = Professional.status == Status.verified.value
+
 def verified_labels(session: Session, user_ids) -> dict[int, str]:
     """The profession label of each of ``user_ids`` who is a verified professional now."""
     ids = set(user_ids)
     if not ids:
         return {}
     rows = session.execute(select(Professional.user_id, Professional.profession, Professional.profession_other)
-                           .where(Professional.user_id.in_(ids), Professional.status == Status.verified.value))
+                           .where(Professional.user_id.in_(ids), _VERIFIED))
     return {user_id: label_of(profession, other) for user_id, profession, other in rows}
+
+
+def people_with_labels(session: Session, user_ids) -> dict[int, tuple[User, str | None]]:
+    """Each of ``user_ids`` with the label ``verified_labels`` gives them (None when not verified now),
+    in one statement."""
+    ids = set(user_ids)
+    if not ids:
+        return {}
+    rows = session.execute(select(User, Professional.profession, Professional.profession_other)
+                           .outerjoin(Professional, and_(Professional.user_id == User.id, _VERIFIED))
+                           .where(User.id.in_(ids)))
+    return {user.id: (user, label_of(profession, other) if profession else None) for user, profession, other in rows}
 
 
 def verified(session: Session, user_id: int) -> Professional | None:

@@ -29,19 +29,25 @@ class Document:
 
 
 @dataclass(frozen=True)
+class Opening:
+    """Where a result opens, and whether its author is hidden (written anonymously)."""
+
+    url: str
+    anonymous: bool = False
+
+
+@dataclass(frozen=True)
 class Kind:
     name: str
     model: type
     # the searchable objects: columns id, space_id, author_id, created_at, body (a select to filter by id)
     searchable: Callable[[], Select]
-    # where an object of this kind opens, for the ids given (only those still searchable)
-    links: Callable[[Session, list[int]], dict[int, str]]
+    # where each of the ids given opens, and whether it was written anonymously (only those still searchable)
+    openings: Callable[[Session, list[int]], dict[int, Opening]]
     # columns whose change re-indexes the object
     watched: tuple[str, ...] = ("body", "visibility", "deleted_at", "space_id")
     # objects of other kinds that follow this one: (kind name, select of their ids for these ids)
     dependents: Callable[[list[int]], Iterable[tuple[str, Select]]] = lambda ids: ()
-    # which of these ids were written anonymously (their author is hidden in results)
-    anonymous: Callable[[Session, list[int]], set[int]] = lambda session, ids: set()
 
 
 def _posts() -> Select:
@@ -56,14 +62,14 @@ def _comments() -> Select:
                    Post.visibility == "visible", Post.deleted_at.is_(None)))
 
 
-def _post_links(session: Session, ids: list[int]) -> dict[int, str]:
-    found = session.scalars(_posts().with_only_columns(Post.id).where(Post.id.in_(ids)))
-    return {post_id: f"/posts/{post_id}" for post_id in found}
+def _post_openings(session: Session, ids: list[int]) -> dict[int, Opening]:
+    rows = session.execute(_posts().with_only_columns(Post.id, Post.anonymous).where(Post.id.in_(ids)))
+    return {post_id: Opening(f"/posts/{post_id}", bool(anonymous)) for post_id, anonymous in rows}
 
 
-def _comment_links(session: Session, ids: list[int]) -> dict[int, str]:
+def _comment_openings(session: Session, ids: list[int]) -> dict[int, Opening]:
     rows = session.execute(_comments().with_only_columns(Comment.id, Comment.post_id).where(Comment.id.in_(ids)))
-    return {comment_id: f"/posts/{post_id}#comment-{comment_id}" for comment_id, post_id in rows}
+    return {comment_id: Opening(f"/posts/{post_id}#comment-{comment_id}") for comment_id, post_id in rows}
 
 
 def _reports() -> Select:
@@ -72,26 +78,19 @@ def _reports() -> Select:
         ExperienceReport.visibility == "visible", ExperienceReport.deleted_at.is_(None))
 
 
-def _report_links(session: Session, ids: list[int]) -> dict[int, str]:
-    found = session.scalars(_reports().with_only_columns(ExperienceReport.id).where(ExperienceReport.id.in_(ids)))
-    return {report_id: f"/experiences/{report_id}" for report_id in found}
-
-
-def _anonymous(model) -> Callable[[Session, list[int]], set[int]]:
-    def anonymous(session: Session, ids: list[int]) -> set[int]:
-        return set(session.scalars(select(model.id).where(model.id.in_(ids), model.anonymous.is_(True))))
-    return anonymous
+def _report_openings(session: Session, ids: list[int]) -> dict[int, Opening]:
+    rows = session.execute(_reports().with_only_columns(ExperienceReport.id, ExperienceReport.anonymous)
+                           .where(ExperienceReport.id.in_(ids)))
+    return {report_id: Opening(f"/experiences/{report_id}", bool(anonymous)) for report_id, anonymous in rows}
 
 
 KINDS: dict[str, Kind] = {
-    "post": Kind("post", Post, _posts, _post_links,
-                 dependents=lambda ids: [("comment", select(Comment.id).where(Comment.post_id.in_(ids)))],
-                 anonymous=_anonymous(Post)),
-    "comment": Kind("comment", Comment, _comments, _comment_links,
+    "post": Kind("post", Post, _posts, _post_openings,
+                 dependents=lambda ids: [("comment", select(Comment.id).where(Comment.post_id.in_(ids)))]),
+    "comment": Kind("comment", Comment, _comments, _comment_openings,
                     watched=("body", "visibility", "deleted_at", "post_id")),  # a comment's space is its post's
-    "experience": Kind("experience", ExperienceReport, _reports, _report_links,
-                              watched=("search_text", "visibility", "deleted_at", "space_id"),
-                              anonymous=_anonymous(ExperienceReport)),
+    "experience": Kind("experience", ExperienceReport, _reports, _report_openings,
+                       watched=("search_text", "visibility", "deleted_at", "space_id")),
 }
 KIND_OF_MODEL = {kind.model: kind for kind in KINDS.values()}
 

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from peerlift.errors import InvalidInput, NotFound
 from peerlift.identity.models import Role, User
-from peerlift.policy import searchable_spaces
-from peerlift.search.kinds import KINDS
+from peerlift.policy import CircleAccess, searchable_accesses
+from peerlift.search.kinds import KINDS, Opening
 from peerlift.search.models import TEXT_SEARCH_CONFIG, space_terms
+from peerlift.settings import get_settings
 
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 12
@@ -88,7 +89,9 @@ def _sqlite_match(terms: list[str], space_ids: list[int]) -> str:
 
 
 def _ranked(session: Session, terms: list[str], space_ids: list[int], author_type: str | None,
-            limit: int, offset: int, has_professional_answer: bool = False) -> list[tuple]:
+            limit: int, offset: int, has_professional_answer: bool = False, window: int = 0) -> list[tuple]:
+    """The page's rows, best first: of the ``window`` most recently indexed matches (written or edited)
+    when it is not 0, else of them all."""
     by_author = ""
     params: dict = {"limit": limit, "offset": offset}
     roles = AUTHOR_TYPES.get(author_type) if author_type else None
@@ -104,32 +107,28 @@ def _ranked(session: Session, terms: list[str], space_ids: list[int], author_typ
     if session.get_bind().dialect.name == "postgresql":
         sql = text(f"""
             SELECT d.kind, d.object_id, d.space_id, d.author_id, d.created_at, d.body
-            FROM search_document d, plainto_tsquery('{TEXT_SEARCH_CONFIG}', :words) query
-            WHERE d.tsv @@ query AND d.space_id IN :spaces {by_author}
+            FROM (SELECT d.* FROM search_document d, plainto_tsquery('{TEXT_SEARCH_CONFIG}', :words) query
+                  WHERE d.tsv @@ query AND d.space_id IN :spaces {by_author}
+                  ORDER BY d.id DESC LIMIT :window) d, plainto_tsquery('{TEXT_SEARCH_CONFIG}', :words) query
             ORDER BY ts_rank(d.tsv, query) DESC, d.created_at DESC, d.id DESC
             LIMIT :limit OFFSET :offset""")
-        params.update(words=" ".join(terms), spaces=space_ids)
-    elif by_author:
-        sql = text(f"""
-            SELECT d.kind, d.object_id, d.space_id, d.author_id, d.created_at, d.body
-            FROM search_fts JOIN search_document d ON d.id = search_fts.rowid
-            WHERE search_fts MATCH :match {by_author}
-            ORDER BY bm25(search_fts), d.created_at DESC, d.id DESC
-            LIMIT :limit OFFSET :offset""")
-        params["match"] = _sqlite_match(terms, space_ids)
+        params.update(words=" ".join(terms), spaces=space_ids, window=window or None)
     else:
-        # The same order without reading every match's document: score the matches in the index
-        # alone, keep those scoring at least as well as the last one asked for (ties included),
-        # and join only those (a common word in thousands of posts: a third less time).
-        sql = text("""
+        # Score the matches in the index alone, at most the ``window`` most recently indexed ones,
+        # keep those scoring at least as well as the last one asked for (ties included), and read
+        # only their documents. With an author filter the documents are read to filter them first.
+        filtered = f"JOIN search_document d ON d.id = search_fts.rowid WHERE search_fts MATCH :match {by_author}" \
+            if by_author else "WHERE search_fts MATCH :match"
+        sql = text(f"""
             WITH ranked AS MATERIALIZED (
-                SELECT rowid AS id, bm25(search_fts) AS score FROM search_fts WHERE search_fts MATCH :match)
+                SELECT search_fts.rowid AS id, bm25(search_fts) AS score FROM search_fts {filtered}
+                ORDER BY search_fts.rowid DESC LIMIT :window)
             SELECT d.kind, d.object_id, d.space_id, d.author_id, d.created_at, d.body
             FROM ranked JOIN search_document d ON d.id = ranked.id
             WHERE ranked.score <= coalesce((SELECT score FROM ranked ORDER BY score LIMIT 1 OFFSET :last), 1e308)
             ORDER BY ranked.score, d.created_at DESC, d.id DESC
             LIMIT :limit OFFSET :offset""")
-        params.update(match=_sqlite_match(terms, space_ids), last=limit + offset - 1)
+        params.update(match=_sqlite_match(terms, space_ids), last=limit + offset - 1, window=window or -1)
     sql = sql.bindparams(*[bindparam(name, expanding=True) for name in ("spaces", "roles") if name in params])
     return list(session.execute(sql, params))
 
@@ -145,54 +144,51 @@ def search(session: Session, user: User, q: str | None, *, space_id: int | None 
         raise InvalidInput(f"The limit is between 1 and {MAX_LIMIT}.", field="limit")
     if author_type and author_type not in AUTHOR_TYPES:
         raise InvalidInput(f"The author type is one of: {', '.join(AUTHOR_TYPES)}.", field="author_type")
-    spaces = searchable_spaces(session, user)
+    accesses = searchable_accesses(session, user)
+    spaces = list(accesses)
     if space_id is not None:
-        if space_id not in spaces:
+        if space_id not in accesses:
             raise NotFound("No circle with that id.", field="space_id")
         spaces = [space_id]
     if not spaces:
         return Results(q or "", terms, [], None)
-    rows = _ranked(session, terms, list(spaces), author_type or None, limit + 1, offset,
-                   has_professional_answer=has_professional_answer)
-    more = len(rows) > limit
+    window = get_settings().search_rank_window
+    rows = _ranked(session, terms, spaces, author_type or None, limit + 1, offset,
+                   has_professional_answer=has_professional_answer, window=window)
+    more = len(rows) > limit and not (window and offset + limit >= window)  # the pages end with the window
     rows = rows[:limit]
-    hits = _hits(session, user, terms, rows, filtered_by_author=bool(author_type))
+    hits = _hits(session, accesses, terms, rows, filtered_by_author=bool(author_type))
     return Results(q or "", terms, hits, str(offset + limit) if more else None)
 
 
-def _hits(session: Session, user: User, terms: list[str], rows: list[tuple], *,
+def _hits(session: Session, accesses: dict[int, CircleAccess], terms: list[str], rows: list[tuple], *,
           filtered_by_author: bool = False) -> list[Hit]:
     """The rows as results, each checked once more against the object itself (still searchable), with
     its author shown as the space shows them to this person: a community name in an open community,
     "Anonymous member" for an anonymous post (whose author's role no filter may reveal either)."""
     from peerlift.community.queries import shown_person
-    from peerlift.policy import circle_accesses
-    from peerlift.professionals.service import verified_labels
+    from peerlift.professionals.service import people_with_labels
 
-    links: dict[tuple[str, int], str] = {}
-    anonymous: set[tuple[str, int]] = set()
+    openings: dict[tuple[str, int], Opening] = {}
     for name, kind in KINDS.items():
         ids = [row[1] for row in rows if row[0] == name]
         if ids:
-            links.update({(name, object_id): url for object_id, url in kind.links(session, ids).items()})
-            anonymous.update((name, object_id) for object_id in kind.anonymous(session, ids))
-    authors = {u.id: u for u in session.query(User).filter(User.id.in_({row[3] for row in rows}))} if rows else {}
-    accesses = circle_accesses(session, user, {row[2] for row in rows})
-    badges = verified_labels(session, authors)
+            openings.update(((name, object_id), opening) for object_id, opening in kind.openings(session, ids).items())
+    authors = people_with_labels(session, {row[3] for row in rows})
     hits = []
     for kind, object_id, space_id, author_id, created_at, body in rows:
-        url = links.get((kind, object_id))
-        author = authors.get(author_id)
-        if url is None or author is None:
+        opening = openings.get((kind, object_id))
+        if opening is None or author_id not in authors:
             continue
-        hidden = (kind, object_id) in anonymous
-        shown = shown_person(accesses[space_id], author, anonymous=hidden, professional=badges.get(author_id))
-        concealed = hidden and shown.id != author_id
+        author, profession = authors[author_id]
+        access = accesses[space_id]
+        shown = shown_person(access, author, anonymous=opening.anonymous, professional=profession)
+        concealed = opening.anonymous and shown.id != author_id
         if filtered_by_author and concealed:
             continue  # an anonymous author is never picked out by their role
         author_type = ("member" if concealed or (author.role == Role.participant and not shown.professional)
                        else "professional" if shown.professional else "staff")
-        hits.append(Hit(kind=kind, id=object_id, url=url, space_id=space_id, space_name=accesses[space_id].space.name,
+        hits.append(Hit(kind=kind, id=object_id, url=opening.url, space_id=space_id, space_name=access.space.name,
                         author_id=shown.id, author_name=shown.display_name, author_type=author_type,
                         created_at=created_at if isinstance(created_at, dt.datetime) else _parse(created_at),
                         snippet_html=snippet(body, terms), author_professional=shown.professional))
