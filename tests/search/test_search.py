@@ -335,6 +335,46 @@ def test_the_index_of_revision_0020_is_rebuilt_with_words_per_space(sqlite_datab
         assert s.execute(text("SELECT rowid FROM search_fts WHERE search_fts MATCH 'body : swimming'")).all()
 
 
+def test_postgres_words_per_space_come_with_revision_0023_and_go_with_it(postgres_database):
+    """Revision 0023 computes ``space_words`` for what is already indexed (a search finds it in its space
+    only) and moves the GIN index there; going back to 0022 restores the index on ``tsv``."""
+    from alembic import command
+
+    from peerlift.migrate import alembic_config
+    from peerlift.search.queries import _ranked
+    from tests.conftest import build_world, migrate_fresh
+
+    migrate_fresh(postgres_database)
+    config = alembic_config(postgres_database)
+    with dbmod.transaction() as s:
+        world = build_world(s)
+    try:
+        command.downgrade(config, "0022")
+
+        def indexes() -> set[str]:
+            with dbmod.transaction(write=False) as s:
+                return set(s.scalars(text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                                          "AND tablename = 'search_document' AND indexname LIKE 'ix_search_document_%'")))
+
+        assert "ix_search_document_tsv" in indexes() and "ix_search_document_space_words" not in indexes()
+        with dbmod.transaction() as s:
+            s.execute(text("INSERT INTO search_document (kind, object_id, space_id, author_id, created_at, body) "
+                           "VALUES ('post', 1, :space, :author, '2026-11-01 10:00:00', 'Swimming at dawn')"),
+                      {"space": world.circle.id, "author": world.alice.id})
+        command.upgrade(config, "head")
+        assert "ix_search_document_space_words" in indexes() and "ix_search_document_tsv" not in indexes()
+        with dbmod.transaction(write=False) as s:
+            assert s.scalar(text("SELECT space_words::text FROM search_document WHERE object_id = 1")) == \
+                f"'s{world.circle.id}_dawn' 's{world.circle.id}_swim'"
+            assert [row[1] for row in _ranked(s, ["swimming"], [world.circle.id], None, 10, 0)] == [1]
+            assert _ranked(s, ["swimming"], [world.other_circle.id], None, 10, 0) == []
+            assert _ranked(s, ["swimming", "dusk"], [world.circle.id], None, 10, 0) == []
+        command.downgrade(config, "0022")
+        assert "ix_search_document_tsv" in indexes() and "ix_search_document_space_words" not in indexes()
+    finally:
+        command.upgrade(config, "head")  # the worker's schema serves the next tests
+
+
 def test_a_search_ranks_its_most_recent_matches_up_to_the_window(world, client_for, monkeypatch):
     """PEERLIFT_SEARCH_RANK_WINDOW: the most recently written or edited matches are ranked, at most that
     many; the pages end there, and 0 ranks every match."""

@@ -8,7 +8,8 @@ differs by database and lives outside the models, created with the table:
   connection registers), so a search asks for its words in each of the searcher's spaces, and bm25
   counts a word's documents in those spaces, not in the whole installation: ranking a common word
   costs what its matches in the searcher's spaces cost.
-- PostgreSQL: ``search_document.tsv``, a stored generated ``tsvector`` column with a GIN index.
+- PostgreSQL: ``search_document.tsv``, a stored generated ``tsvector`` column, ranked by ``ts_rank``, and
+  ``space_words``, the same words joined to their space, with a GIN index: found like SQLite's.
 
 ``include_name`` tells the migration comparison to leave these alone.
 """
@@ -84,11 +85,29 @@ SQLITE_CREATE_0016 = [
     "INSERT INTO search_fts(rowid, body, space_id) VALUES (new.id, new.body, new.space_id); END",
 ]
 SQLITE_DROP = ["DROP TABLE IF EXISTS search_fts"]
-POSTGRES_CREATE = [
-    f"ALTER TABLE search_document ADD COLUMN tsv tsvector "
-    f"GENERATED ALWAYS AS (to_tsvector('{TEXT_SEARCH_CONFIG}', body)) STORED",
-    "CREATE INDEX ix_search_document_tsv ON search_document USING gin (tsv)",
+# PostgreSQL: ``tsv`` (the words with their positions, for ``ts_rank``) and ``space_words`` (each word joined
+# to its space, as on SQLite, without positions), which the GIN index holds: a search asks for
+# ``s83_walk`` and reads the matches in the searcher's spaces only, not every post holding "walk".
+SPACE_WORDS = "peerlift_space_words"
+POSTGRES_TSV = (f"ALTER TABLE search_document ADD COLUMN tsv tsvector "
+                f"GENERATED ALWAYS AS (to_tsvector('{TEXT_SEARCH_CONFIG}', body)) STORED")
+POSTGRES_SPACE_WORDS = [
+    f"CREATE OR REPLACE FUNCTION {SPACE_WORDS}(space_id integer, body text) RETURNS tsvector "
+    f"LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ "
+    f"SELECT coalesce(array_to_tsvector(array_agg('s' || space_id || '_' || lexeme)), ''::tsvector) "
+    f"FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, body)) $$",
+    f"ALTER TABLE search_document ADD COLUMN space_words tsvector "
+    f"GENERATED ALWAYS AS ({SPACE_WORDS}(space_id, body)) STORED",
+    "CREATE INDEX ix_search_document_space_words ON search_document USING gin (space_words)",
 ]
+POSTGRES_DROP_SPACE_WORDS = [
+    "DROP INDEX IF EXISTS ix_search_document_space_words",
+    "ALTER TABLE search_document DROP COLUMN IF EXISTS space_words",
+    f"DROP FUNCTION IF EXISTS {SPACE_WORDS}(integer, text)",
+]
+POSTGRES_TSV_INDEX = "CREATE INDEX ix_search_document_tsv ON search_document USING gin (tsv)"
+POSTGRES_CREATE_0016 = [POSTGRES_TSV, POSTGRES_TSV_INDEX]  # migration 0016; 0023 moved the index
+POSTGRES_CREATE = [POSTGRES_TSV, *POSTGRES_SPACE_WORDS]
 
 for statement in SQLITE_CREATE:
     event.listen(SearchDocument.__table__, "after_create", DDL(statement).execute_if(dialect="sqlite"))
@@ -102,8 +121,8 @@ def include_name(name, type_, parent_names) -> bool:
     """Alembic ``include_name``: False for the full-text machinery that the models do not describe."""
     if type_ == "table" and name is not None and name.startswith("search_fts"):
         return False
-    if type_ == "column" and name == "tsv" and parent_names.get("table_name") == "search_document":
+    if type_ == "column" and name in ("tsv", "space_words") and parent_names.get("table_name") == "search_document":
         return False
-    if type_ == "index" and name == "ix_search_document_tsv":
+    if type_ == "index" and name in ("ix_search_document_tsv", "ix_search_document_space_words"):
         return False
     return True

@@ -7,7 +7,7 @@ Create Date: 2026-12-03 09:00:00.000000
 from alembic import op
 import sqlalchemy as sa
 import peerlift.db
-from peerlift.search.models import POSTGRES_CREATE, SQLITE_DROP
+from peerlift.search.models import POSTGRES_CREATE_0016, SQLITE_DROP
 from peerlift.search.models import SQLITE_CREATE_0016 as SQLITE_CREATE
 
 
@@ -36,7 +36,7 @@ def upgrade() -> None:
     op.create_index('ix_search_document_space_id_created_at', 'search_document', ['space_id', 'created_at'],
                     unique=False)
     dialect = op.get_bind().dialect.name
-    for statement in SQLITE_CREATE if dialect == 'sqlite' else POSTGRES_CREATE if dialect == 'postgresql' else []:
+    for statement in SQLITE_CREATE if dialect == 'sqlite' else POSTGRES_CREATE_0016 if dialect == 'postgresql' else []:
         op.execute(statement)
     # What is already written becomes findable: the index is filled from the tables.
     op.execute("INSERT INTO search_document (kind, object_id, space_id, author_id, created_at, body) "
