@@ -38,6 +38,7 @@ class AlreadyDecided(Conflict):
 
 _VERIFIED = Professional.status == Status.verified.value
 
+
 def verified_labels(session: Session, user_ids) -> dict[int, str]:
     """The profession label of each of ``user_ids`` who is a verified professional now."""
     ids = set(user_ids)
