@@ -55,6 +55,7 @@ import tempfile
 import time
 import traceback
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,30 +220,26 @@ def _weighted_counts(rng: random.Random, values: list[int], weights: list[float]
 CONTENT_TABLES = ("post", "reaction", "poll", "poll_option", "poll_vote")
 
 
-def pause_feed_versions(conn) -> list[str]:
+@contextmanager
+def feed_versions_paused(conn, space_id: int):
     """On PostgreSQL, the bulk load's transaction turns off the triggers that raise the circle's
     ``content_version`` (community/feed_cache.py): each inserted row would update the same ``space`` row,
     and within one transaction every update walks the chain of that row's earlier versions, so a load
-    of 100k posts with their reactions took longer than 13 minutes. ``resume_feed_versions`` turns them
-    on again and raises the version once, in the same transaction. SQLite's triggers stay on (cheap)."""
-    from sqlalchemy import text
-
-    if conn.dialect.name != "postgresql":
-        return []
-    for table in CONTENT_TABLES:
-        conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER feed_version_{table}"))
-    return list(CONTENT_TABLES)
-
-
-def resume_feed_versions(conn, paused: list[str], space_id: int) -> None:
+    of 100k posts with their reactions took longer than 13 minutes. They are turned on again and the
+    version raised once, in the same transaction. SQLite's triggers stay on (cheap)."""
     from sqlalchemy import text
 
     from peerlift.community.feed_cache import BUMP
 
-    for table in paused:
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    for table in CONTENT_TABLES:
+        conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER feed_version_{table}"))
+    yield
+    for table in CONTENT_TABLES:
         conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER feed_version_{table}"))
-    if paused:
-        conn.execute(text(BUMP.format(spaces=":space")), {"space": space_id})
+    conn.execute(text(BUMP.format(spaces=":space")), {"space": space_id})
 
 
 def seed(url: str, n_posts: int, rng: random.Random) -> Seeded:
@@ -325,8 +322,7 @@ def seed(url: str, n_posts: int, rng: random.Random) -> Seeded:
 
     progress = Progress(TextColumn("  [bold]{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=True)
-    with progress, write_engine.begin() as conn:
-        paused = pause_feed_versions(conn)
+    with progress, write_engine.begin() as conn, feed_versions_paused(conn, space_id):
         task = progress.add_task("rendering bodies", total=distinct)
         for k, body in enumerate(bodies):
             rendered[k] = render(body)
@@ -438,7 +434,6 @@ def seed(url: str, n_posts: int, rng: random.Random) -> Seeded:
         progress.update(task, completed=len(poll_plan))
         rows.update({"poll_options": len(options), "poll_votes": len(votes)})
         sync_postgres_sequences(conn, ["post", "comment", "reaction", "poll", "poll_option", "poll_vote"])
-        resume_feed_versions(conn, paused, space_id)
 
     # Read markers through the service: most members caught up recently, one in four never read.
     markers: dict[str, int] = {}
