@@ -121,7 +121,7 @@ def _ranked(session: Session, terms: list[str], space_ids: list[int], author_typ
                   ORDER BY d.id + 0 DESC LIMIT :window) d, plainto_tsquery('{TEXT_SEARCH_CONFIG}', :words) query
             ORDER BY ts_rank(d.tsv, query) DESC, d.created_at DESC, d.id DESC
             LIMIT :limit OFFSET :offset""")
-        params.update(words=" ".join(terms), spaces=list(space_ids), window=window or None)
+        params.update(words=" ".join(terms), spaces=space_ids, window=window or None)
     else:
         # Score the matches in the index alone, at most the ``window`` most recently indexed ones,
         # keep those scoring at least as well as the last one asked for (ties included), and read
